@@ -1,0 +1,227 @@
+"""The raw archive: balance transactions as Stripe sent them, one JSON Lines file per client month.
+
+Layout: ``<archive_dir>/<YYYY-MM>.jsonl`` (the month in the client's time zone). The first line is a
+header naming the client and account, so identifying a file (Fava does it on every Import page
+view) reads a few hundred bytes, never the whole file. Then one balance transaction per line,
+sorted by (created, id), serialized with sorted keys: the same transactions always give the same
+bytes, so re-fetching changes nothing and git diffs stay small.
+
+A month is marked ``complete`` once it was fetched after its end plus the overlap: nothing new can
+appear in it, so a resumed backfill skips it.
+
+Also reads the other shapes a user may hand us: a saved Stripe list response
+(``{"object": "list", "data": [...]}``) or a bare JSON array of balance transactions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from beancount_stripe.atomic import write_atomic
+from beancount_stripe.errors import InputFileError
+
+HEADER_OBJECT = "beancount_stripe.archive"
+ARCHIVE_VERSION = 1
+MONTH_FILE_RE = re.compile(r"^(\d{4})-(\d{2})\.jsonl$")
+_SNIFF_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class ArchiveHeader:
+    client: str
+    stripe_account: str
+    month: str
+    complete: bool
+
+
+@dataclass(frozen=True)
+class FileKind:
+    """What a JSON file holds, decided by reading only its first bytes."""
+
+    kind: str  # "archive" | "list" | "array"
+    header: ArchiveHeader | None = None
+
+
+def dumps(obj: Mapping[str, Any]) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def month_path(archive_dir: Path, month: str) -> Path:
+    return archive_dir / f"{month}.jsonl"
+
+
+def month_files(archive_dir: Path) -> list[tuple[str, Path]]:
+    """(month, path) of every month file, oldest first."""
+    if not archive_dir.is_dir():
+        return []
+    out = []
+    for p in archive_dir.iterdir():
+        m = MONTH_FILE_RE.match(p.name)
+        if m:
+            out.append((f"{m.group(1)}-{m.group(2)}", p))
+    return sorted(out)
+
+
+def sniff(path: Path) -> FileKind | None:
+    """Cheaply tell whether ``path`` holds balance transactions, and in which shape."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_SNIFF_BYTES)
+    except OSError:
+        return None
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
+    if text.startswith("{"):
+        first_line = text.split("\n", 1)[0]
+        if HEADER_OBJECT in first_line:
+            try:
+                h = json.loads(first_line)
+            except json.JSONDecodeError:
+                return None
+            if h.get("object") == HEADER_OBJECT:
+                return FileKind("archive", _header(h))
+            return None
+        compact = re.sub(r"\s+", "", text)
+        is_list = '"object":"list"' in compact or '"data":[{' in compact
+        if is_list and ('"balance_transaction"' in compact or '"txn_' in compact):
+            return FileKind("list")
+        return None
+    if text.startswith("["):
+        compact = re.sub(r"\s+", "", text)
+        if compact == "[]" or '"balance_transaction"' in compact or '"txn_' in compact:
+            return FileKind("array")
+    return None
+
+
+def _header(h: Mapping[str, Any]) -> ArchiveHeader:
+    return ArchiveHeader(
+        client=str(h.get("client", "")),
+        stripe_account=str(h.get("stripe_account", "")),
+        month=str(h.get("month", "")),
+        complete=bool(h.get("complete", False)),
+    )
+
+
+def read_header(path: Path) -> ArchiveHeader | None:
+    kind = sniff(path)
+    return kind.header if kind else None
+
+
+def read_transactions(path: Path) -> list[dict[str, Any]]:
+    """All balance transactions in an archive file, a saved list response or a JSON array.
+
+    Raises InputFileError naming the file, line and the fix for anything malformed.
+    """
+    kind = sniff(path)
+    if kind is None:
+        raise InputFileError(
+            "not a file of Stripe balance transactions",
+            where=str(path),
+            fix="pass a beancount-stripe archive (.jsonl), a saved `GET /v1/balance_transactions` "
+            'response ({"object": "list", "data": [...]}) or a JSON array of them',
+        )
+    if kind.kind == "archive":
+        rows: list[dict[str, Any]] = []
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if lineno == 1 or not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise InputFileError(
+                        f"line is not valid JSON ({e.msg}, column {e.colno})",
+                        where=f"{path}:{lineno}",
+                        fix="restore the file from git, or delete it and run `beancount-stripe "
+                        "fetch` to fetch that month again",
+                    ) from None
+                rows.append(_check_bt(obj, f"{path}:{lineno}"))
+        return rows
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            doc = json.load(f)
+    except json.JSONDecodeError as e:
+        raise InputFileError(
+            f"invalid JSON ({e.msg})",
+            where=f"{path}:{e.lineno}",
+            fix="save the complete response body of the Stripe API call",
+        ) from None
+    data = doc.get("data") if isinstance(doc, dict) else doc
+    if not isinstance(data, list):
+        raise InputFileError(
+            "expected a list response with a `data` array",
+            where=str(path),
+            fix='save the body of `GET /v1/balance_transactions` ({"object": "list", ...})',
+        )
+    return [_check_bt(obj, f"{path}: data[{i}]") for i, obj in enumerate(data)]
+
+
+_REQUIRED = ("id", "amount", "fee", "net", "currency", "created", "type")
+
+
+def _check_bt(obj: Any, where: str) -> dict[str, Any]:
+    if (
+        not isinstance(obj, dict)
+        or obj.get("object", "balance_transaction") != "balance_transaction"
+    ):
+        raise InputFileError(
+            "not a balance transaction object",
+            where=where,
+            fix="the file must hold only balance transactions (`txn_…`)",
+        )
+    missing = [k for k in _REQUIRED if k not in obj]
+    if missing:
+        raise InputFileError(
+            f"balance transaction {obj.get('id', '?')} lacks {', '.join(missing)}",
+            where=where,
+            fix="save the full objects as the API returns them",
+        )
+    for k in ("amount", "fee", "net", "created"):
+        if not isinstance(obj[k], int) or isinstance(obj[k], bool):
+            raise InputFileError(
+                f"balance transaction {obj['id']}: `{k}` must be an integer, got {obj[k]!r}",
+                where=where,
+                fix="amounts in Stripe JSON are integers in minor units; do not edit them",
+            )
+    return obj
+
+
+def write_month(
+    archive_dir: Path,
+    month: str,
+    client: str,
+    stripe_account: str,
+    transactions: Iterable[Mapping[str, Any]],
+    *,
+    complete: bool,
+) -> bool:
+    """Merge ``transactions`` into the month file atomically; return True if the bytes changed.
+
+    Existing lines win over nothing: a transaction already archived is replaced by the newly
+    fetched copy (its status may have moved from pending to available), never duplicated.
+    """
+    path = month_path(archive_dir, month)
+    merged: dict[str, Mapping[str, Any]] = {}
+    old_complete = False
+    if path.exists():
+        header = read_header(path)
+        old_complete = bool(header and header.complete)
+        for bt in read_transactions(path):
+            merged[bt["id"]] = bt
+    for bt in transactions:
+        merged[bt["id"]] = bt
+    ordered = sorted(merged.values(), key=lambda b: (b["created"], b["id"]))
+    header_obj = {
+        "object": HEADER_OBJECT,
+        "version": ARCHIVE_VERSION,
+        "client": client,
+        "stripe_account": stripe_account,
+        "month": month,
+        "complete": complete or old_complete,
+    }
+    text = "\n".join([dumps(header_obj), *(dumps(bt) for bt in ordered)]) + "\n"
+    return write_atomic(path, text)

@@ -1,0 +1,425 @@
+"""Pure booking: one Stripe balance transaction + client config → one Beancount transaction.
+
+Every balance transaction (BT) posts its net to the clearing account and its fee to the fees
+account, so the counter-leg carries the gross amount and the postings always sum to zero. Which
+account the counter-leg uses is data (the tables below), chosen by ``type``, then by
+``reporting_category`` so that types Stripe adds later still land somewhere sensible; anything
+unknown goes to the uncategorized account with flag ``!`` and is never dropped. Rules refine the
+result later (rules.py); this module knows nothing about them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from beancount.core import data
+from beancount.core.amount import Amount
+
+from beancount_stripe import currency
+from beancount_stripe.config import Accounts, ClientConfig
+from beancount_stripe.errors import ConfigError, InputFileError
+
+__all__ = [
+    "CATEGORY_COUNTER",
+    "PAIR_COUNTER",
+    "PAYOUT_TYPES",
+    "TYPE_COUNTER",
+    "balance_assertions",
+    "book",
+    "book_all",
+    "classify",
+    "label",
+]
+
+DEFAULT_FILENAME = "<stripe>"
+
+# Counter-leg by BT type (values are ``Accounts`` field names). ARCHITECTURE.md "Booking model".
+TYPE_COUNTER: dict[str, str] = {
+    "charge": "revenue",
+    "payment": "revenue",
+    "refund": "refunds",
+    "payment_refund": "refunds",
+    "refund_failure": "refunds",
+    "payment_failure_refund": "refunds",
+    "adjustment": "adjustments",
+    "payout": "transit",
+    "payout_failure": "transit",
+    "payout_cancel": "transit",
+    "topup": "transit",
+    "topup_reversal": "transit",
+    "stripe_fee": "fees",
+    "stripe_fx_fee": "fees",
+    "tax_fee": "fees",
+    "network_cost": "fees",
+    "application_fee": "platform_revenue",
+    "application_fee_refund": "platform_revenue",
+    "transfer": "connect_transfers",
+    "transfer_cancel": "connect_transfers",
+    "transfer_failure": "connect_transfers",
+    "transfer_refund": "connect_transfers",
+    "connect_collection_transfer": "connect_transfers",
+    "reserve_transaction": "reserve",
+    "reserve_hold": "reserve",
+    "reserve_release": "reserve",
+    "reserved_funds": "reserve",
+    "payout_minimum_balance_hold": "reserve",
+    "payout_minimum_balance_release": "reserve",
+    "payment_network_reserve_hold": "reserve",
+    "payment_network_reserve_release": "reserve",
+    "financing_payout": "capital_loan",
+    "financing_paydown": "capital_loan",
+    "financing_payout_reversal": "capital_loan",
+    "financing_paydown_reversal": "capital_loan",
+}
+
+# (type, reporting_category) pairs that override the type: the category tells them apart.
+PAIR_COUNTER: dict[tuple[str, str], str] = {
+    ("adjustment", "dispute"): "disputes",
+    ("adjustment", "dispute_reversal"): "disputes",
+    # the uncaptured part of an authorization is not a refund to a customer
+    ("refund", "partial_capture_reversal"): "adjustments",
+}
+
+# Fallback for types not in TYPE_COUNTER (future or legacy types), by reporting_category.
+CATEGORY_COUNTER: dict[str, str] = {
+    "charge": "revenue",
+    "refund": "refunds",
+    "refund_failure": "refunds",
+    "charge_failure": "refunds",
+    "fee": "fees",
+    "network_cost": "fees",
+    "tax": "fees",
+    "dispute": "disputes",
+    "dispute_reversal": "disputes",
+    "other_adjustment": "adjustments",
+    "partial_capture_reversal": "adjustments",
+    "payout": "transit",
+    "payout_reversal": "transit",
+    "topup": "transit",
+    "topup_reversal": "transit",
+    "platform_earning": "platform_revenue",
+    "platform_earning_refund": "platform_revenue",
+    "transfer": "connect_transfers",
+    "transfer_reversal": "connect_transfers",
+    "connect_collection_transfer": "connect_transfers",
+    "risk_reserved_funds": "reserve",
+    "connect_reserved_funds": "reserve",
+    "financing_payout": "capital_loan",
+    "financing_paydown": "capital_loan",
+    "financing_payout_reversal": "capital_loan",
+    "financing_paydown_reversal": "capital_loan",
+}
+
+# Tax on Stripe's fees: goes to ``fee_tax`` instead of ``fees`` when the client configures it.
+_TAX_TYPE = "tax_fee"
+_TAX_CATEGORY = "tax"
+
+# Types whose source is a payout: the entry gets the payout id as a link (``^po_…``).
+PAYOUT_TYPES: frozenset[str] = frozenset({"payout", "payout_failure", "payout_cancel"})
+
+# Narration when no party is known. The category wins where it says more than the type.
+_CATEGORY_LABELS: dict[str, str] = {
+    "dispute": "Dispute",
+    "dispute_reversal": "Dispute reversal",
+    "partial_capture_reversal": "Partial capture reversal",
+}
+_TYPE_LABELS: dict[str, str] = {
+    "charge": "Card charge",
+    "payment": "Payment",
+    "refund": "Refund",
+    "payment_refund": "Refund",
+    "refund_failure": "Refund failed",
+    "payment_failure_refund": "Payment failed",
+    "payment_reversal": "Payment reversal",
+    "adjustment": "Adjustment",
+    "payout": "Stripe payout",
+    "payout_failure": "Stripe payout failed",
+    "payout_cancel": "Stripe payout canceled",
+    "topup": "Stripe top-up",
+    "topup_reversal": "Stripe top-up reversal",
+    "stripe_fee": "Stripe fee",
+    "stripe_fx_fee": "Stripe currency conversion fee",
+    "tax_fee": "Tax on Stripe fees",
+    "network_cost": "Card network cost",
+    "application_fee": "Application fee",
+    "application_fee_refund": "Application fee refund",
+    "transfer": "Connect transfer",
+    "transfer_cancel": "Connect transfer canceled",
+    "transfer_failure": "Connect transfer failed",
+    "transfer_refund": "Connect transfer reversal",
+    "connect_collection_transfer": "Connect collection transfer",
+    "reserve_transaction": "Connect reserve",
+    "reserved_funds": "Stripe reserve",
+    "financing_payout": "Stripe Capital financing",
+    "financing_paydown": "Stripe Capital paydown",
+    "financing_payout_reversal": "Stripe Capital financing reversal",
+    "financing_paydown_reversal": "Stripe Capital paydown reversal",
+}
+
+_LINK_BAD_CHARS = re.compile(r"[^A-Za-z0-9\-_/.]")  # Beancount's link token: ^[A-Za-z0-9-_/.]+
+_PARTY_TYPES = frozenset({"charge", "payment"})
+
+
+def classify(bt: Mapping[str, Any], *, fee_tax: bool = False) -> str:
+    """The ``Accounts`` field name for the counter-leg of ``bt``.
+
+    ``fee_tax=True`` (the client configures a fee-tax account) sends tax on Stripe fees there.
+    """
+    bt_type = _text(bt.get("type"))
+    category = _text(bt.get("reporting_category"))
+    field = PAIR_COUNTER.get((bt_type, category))
+    if field is None:
+        field = TYPE_COUNTER.get(bt_type)
+        if field is None:
+            field = CATEGORY_COUNTER.get(category, "uncategorized")
+            if fee_tax and category == _TAX_CATEGORY:
+                field = "fee_tax"
+        elif fee_tax and bt_type == _TAX_TYPE:
+            field = "fee_tax"
+    return field
+
+
+def label(bt: Mapping[str, Any]) -> str:
+    """A readable, never empty name for what ``bt`` is ("Stripe payout", "Dispute", …)."""
+    category = _text(bt.get("reporting_category"))
+    if category in _CATEGORY_LABELS:
+        return _CATEGORY_LABELS[category]
+    bt_type = _text(bt.get("type"))
+    if bt_type in _TYPE_LABELS:
+        return _TYPE_LABELS[bt_type]
+    readable = " ".join(bt_type.replace("_", " ").split())
+    return readable.capitalize() if readable else "Stripe balance transaction"
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What booking needs from a client, computed once per client instead of once per BT."""
+
+    accounts: Mapping[str, str]
+    tz: ZoneInfo
+    fee_tax: bool
+
+
+def _make_context(client: ClientConfig) -> _Context:
+    try:
+        tz = ZoneInfo(client.timezone)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ConfigError(
+            f"unknown time zone {client.timezone!r}",
+            where=f"client {client.id}",
+            fix="set `timezone:` to an IANA name such as UTC, Europe/Berlin or America/New_York",
+        ) from None
+    accounts: Accounts = client.accounts
+    mapping = {name: getattr(accounts, name) for name in accounts.__dataclass_fields__}
+    return _Context(accounts=mapping, tz=tz, fee_tax=bool(accounts.fee_tax))
+
+
+@lru_cache(maxsize=64)
+def _cached_context(client: ClientConfig) -> _Context:
+    return _make_context(client)
+
+
+def _context(client: ClientConfig) -> _Context:
+    try:
+        return _cached_context(client)
+    except TypeError:  # an unhashable field (a hand-built config); just do the work
+        return _make_context(client)
+
+
+def book(
+    bt: Mapping[str, Any], client: ClientConfig, filename: str = DEFAULT_FILENAME
+) -> data.Transaction:
+    """Book one balance transaction (Stripe wire shape) for ``client``."""
+    return _book(bt, _context(client), filename)
+
+
+def book_all(
+    bts: Iterable[Mapping[str, Any]], client: ClientConfig, filename: str = DEFAULT_FILENAME
+) -> list[data.Transaction]:
+    """Book many balance transactions, sorted by (date, created, id) so output is stable."""
+    ctx = _context(client)
+    keyed = []
+    for bt in bts:
+        entry = _book(bt, ctx, filename)
+        keyed.append((entry.date, bt["created"], bt["id"], entry))
+    keyed.sort(key=lambda item: item[:3])
+    return [item[3] for item in keyed]
+
+
+def balance_assertions(
+    client: ClientConfig,
+    date: datetime.date,
+    totals_minor: Mapping[str, int],
+    filename: str = DEFAULT_FILENAME,
+) -> list[data.Balance]:
+    """``balance`` directives on the clearing account, one per currency, from /v1/balance totals.
+
+    Beancount checks a balance at the *start* of ``date``: pass the day after the cut-off.
+    Currency keys are case-insensitive; totals given twice for one currency add up.
+    """
+    where = f"balance of client {client.id}"
+    by_commodity: dict[str, tuple[str, int]] = {}
+    for code, minor in totals_minor.items():
+        com = currency.commodity(code, where)
+        previous = by_commodity.get(com, (code, 0))[1]
+        by_commodity[com] = (code, previous + minor)
+    account = client.accounts.clearing
+    out = []
+    for com in sorted(by_commodity):
+        code, minor = by_commodity[com]
+        meta = data.new_metadata(filename, 0, {"stripe_balance_source": "v1/balance"})
+        number = currency.to_decimal(minor, code, where)
+        out.append(data.Balance(meta, date, account, Amount(number, com), None, None))
+    return out
+
+
+# --- internals ---------------------------------------------------------------------------------
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _clean(value: object) -> str | None:
+    """Single-line, trimmed text, or None when there is nothing readable."""
+    if not isinstance(value, str):
+        return None
+    text = " ".join(value.split())
+    return text or None
+
+
+def _int_field(bt: Mapping[str, Any], key: str, txn_id: str, filename: str) -> int:
+    value = bt.get(key)
+    if type(value) is not int:
+        raise InputFileError(
+            f"balance transaction {txn_id}: `{key}` is {value!r}, not an integer",
+            where=filename,
+            fix="use the balance transaction exactly as the Stripe API returned it",
+        )
+    return value
+
+
+def _party(source: Mapping[str, Any] | None, bt_type: str) -> str | None:
+    """Customer name or email from an expanded charge (or the charge inside a refund/dispute)."""
+    if source is None:
+        return None
+    charge: Any = source
+    if source.get("object") != "charge" and bt_type not in _PARTY_TYPES:
+        charge = source.get("charge")
+        if not isinstance(charge, Mapping):
+            return None
+    billing = charge.get("billing_details")
+    billing = billing if isinstance(billing, Mapping) else {}
+    customer = charge.get("customer")
+    customer = customer if isinstance(customer, Mapping) else {}
+    for candidate in (
+        billing.get("name"),
+        customer.get("name"),
+        billing.get("email"),
+        customer.get("email"),
+        charge.get("receipt_email"),
+    ):
+        text = _clean(candidate)
+        if text:
+            return text
+    return None
+
+
+def _tax_part(bt: Mapping[str, Any], fee: int, code: str) -> int:
+    """Σ fee_details of type "tax", trusted only when the details add up to the fee."""
+    details = bt.get("fee_details")
+    if not fee or not isinstance(details, list):
+        return 0
+    total = tax = 0
+    for detail in details:
+        if not isinstance(detail, Mapping):
+            return 0
+        amount = detail.get("amount")
+        detail_currency = detail.get("currency")
+        if type(amount) is not int or (
+            isinstance(detail_currency, str) and detail_currency.lower() != code.lower()
+        ):
+            return 0
+        total += amount
+        if detail.get("type") == "tax":
+            tax += amount
+    return tax if total == fee else 0
+
+
+def _posting(account: str, number: Any, com: str) -> data.Posting:
+    return data.Posting(account, Amount(number, com), None, None, None, None)
+
+
+def _book(bt: Mapping[str, Any], ctx: _Context, filename: str) -> data.Transaction:
+    txn_id = bt.get("id")
+    if not isinstance(txn_id, str) or not txn_id:
+        raise InputFileError(
+            f"a balance transaction has no id (id={txn_id!r})",
+            where=filename,
+            fix="use the balance transactions exactly as the Stripe API returned them",
+        )
+    where = f"balance transaction {txn_id}"
+    code = bt.get("currency")
+    com = currency.commodity(code, where)  # type: ignore[arg-type]  # raises CurrencyError
+    amount = _int_field(bt, "amount", txn_id, filename)
+    fee = _int_field(bt, "fee", txn_id, filename)
+    net = _int_field(bt, "net", txn_id, filename)
+    if net != amount - fee:
+        raise InputFileError(
+            f"balance transaction {txn_id}: net {net} is not amount {amount} minus fee {fee}",
+            where=filename,
+            fix="re-fetch the balance transaction from Stripe; the stored copy is damaged",
+        )
+    created = _int_field(bt, "created", txn_id, filename)
+    date = datetime.datetime.fromtimestamp(created, ctx.tz).date()
+
+    bt_type = _text(bt.get("type"))
+    category = _text(bt.get("reporting_category"))
+    field = classify(bt, fee_tax=ctx.fee_tax)
+    accounts = ctx.accounts
+    tax = _tax_part(bt, fee, code) if ctx.fee_tax else 0  # type: ignore[arg-type]
+
+    postings = [_posting(accounts["clearing"], currency.to_decimal(net, code, where), com)]
+    if fee != tax:
+        postings.append(_posting(accounts["fees"], currency.to_decimal(fee - tax, code), com))
+    if tax:
+        postings.append(_posting(accounts["fee_tax"], currency.to_decimal(tax, code), com))
+    postings.append(_posting(accounts[field], currency.to_decimal(-amount, code), com))
+
+    source = bt.get("source")
+    source_obj: Mapping[str, Any] | None = None
+    source_id: str | None = None
+    if isinstance(source, Mapping):
+        source_obj = source
+        source_id = _clean(source.get("id"))
+    else:
+        source_id = _clean(source)
+
+    description = _clean(bt.get("description"))
+    party = _party(source_obj, bt_type)
+    if party:
+        payee, narration = party, description or label(bt)
+    else:
+        payee, narration = description, label(bt)
+
+    meta = data.new_metadata(filename, 0)
+    meta["stripe_id"] = txn_id
+    if source_id:
+        meta["stripe_source"] = source_id
+    if bt_type:
+        meta["stripe_type"] = bt_type
+    if category and category != bt_type:
+        meta["stripe_category"] = category
+
+    links = data.EMPTY_SET
+    if bt_type in PAYOUT_TYPES and source_id:
+        links = frozenset({_LINK_BAD_CHARS.sub("-", source_id)})
+
+    flag = "!" if field == "uncategorized" else "*"
+    return data.Transaction(meta, date, flag, payee, narration, data.EMPTY_SET, links, postings)

@@ -1,0 +1,388 @@
+"""The ``beancount-stripe`` command line: a thin shell over config, sync and the simulator."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from beancount_stripe import __version__, currency
+from beancount_stripe.config import ClientConfig, Config, check_config, load_config
+from beancount_stripe.errors import BeancountStripeError, ConfigError
+from beancount_stripe.stripe_api import mask_secrets
+from beancount_stripe.sync import DEFAULT_OVERLAP, SyncReport, fetch_client, sync_client
+
+DEFAULT_CONFIG = "config/clients.yaml"
+T = TypeVar("T")
+
+
+def _fail(error: BeancountStripeError) -> None:
+    click.secho(f"error: {mask_secrets(str(error))}", fg="red", err=True)
+
+
+def _load(ctx: click.Context) -> Config:
+    path = ctx.obj["config"]
+    return load_config(path)
+
+
+def _select(config: Config, ids: Sequence[str], all_: bool) -> list[ClientConfig]:
+    if all_ and ids:
+        raise click.UsageError("give client ids or --all, not both")
+    if all_ or (not ids and len(config.clients) == 1):
+        return list(config.clients)
+    if not ids:
+        known = ", ".join(c.id for c in config.clients)
+        raise click.UsageError(f"name one or more clients ({known}) or pass --all")
+    return [config.client(i) for i in ids]
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except BeancountStripeError as e:
+        _fail(e)
+        sys.exit(e.exit_code)
+
+
+class _Bars:
+    """One tqdm bar per client while its months are fetched (only on a terminal)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: Any = None
+
+    def __call__(self, client_id: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=total, desc=f"{client_id}: months", unit="mo", leave=False)
+        self.bar.n = done
+        self.bar.refresh()
+        if done >= total:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _for_each(clients: list[ClientConfig], run: Callable[[ClientConfig], T]) -> tuple[list[T], int]:
+    """Run per client; one client's failure is reported and does not stop the others."""
+    results: list[T] = []
+    code = 0
+    for client in clients:
+        try:
+            results.append(run(client))
+        except BeancountStripeError as e:
+            _fail(e)
+            code = max(code, e.exit_code)
+    return results, code
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="beancount-stripe")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    envvar="BEANCOUNT_STRIPE_CONFIG",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Client configuration (YAML). Env: BEANCOUNT_STRIPE_CONFIG.",
+)
+@click.pass_context
+def main(ctx: click.Context, config_path: Path) -> None:
+    """Sync Stripe balance transactions of each client into its Beancount ledger.
+
+    \b
+    Typical use:
+      beancount-stripe config check
+      beancount-stripe sync --all            # first run: full history; later: what is new
+      beancount-stripe sync acme --dry-run   # show what would be appended
+      beancount-stripe fetch acme            # raw archive only, for `import.py extract`
+      beancount-stripe demo                  # everything, against the built-in simulator
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["config"] = config_path
+
+
+@main.group("config")
+def config_group() -> None:
+    """Inspect the client configuration."""
+
+
+@config_group.command("check")
+@click.pass_context
+def config_check(ctx: click.Context) -> None:
+    """Validate the configuration: keys, accounts, ids, key sources, time zones.
+
+    Exits 2 when there is any error; warnings alone exit 0.
+    """
+    path = ctx.obj["config"]
+    problems = check_config(path)
+    errors = [p for p in problems if getattr(p, "severity", "error") == "error"]
+    for p in problems:
+        color = "red" if getattr(p, "severity", "error") == "error" else "yellow"
+        click.secho(mask_secrets(str(p)), fg=color, err=True)
+    if errors:
+        click.secho(f"{len(errors)} error(s) in {path}", fg="red", err=True)
+        sys.exit(ConfigError.exit_code)
+    with _errors():
+        config = load_config(path)
+    click.echo(
+        f"{path}: OK, {len(config.clients)} client(s): "
+        + ", ".join(
+            f"{c.id} ({c.stripe_account}{', Connect' if c.connect else ''})" for c in config.clients
+        )
+    )
+
+
+_api_base_option = click.option(
+    "--api-base",
+    envvar="BEANCOUNT_STRIPE_API_BASE",
+    help="Stripe API base URL (default https://api.stripe.com; the simulator for tests/demo).",
+)
+
+
+@main.command()
+@click.argument("clients", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Sync every configured client.")
+@click.option("--dry-run", is_flag=True, help="Fetch and show what would be booked; write nothing.")
+@click.option(
+    "--overlap-days",
+    type=click.IntRange(0, 60),
+    default=DEFAULT_OVERLAP.days,
+    show_default=True,
+    help="Re-fetch this many days before the newest booked transaction.",
+)
+@_api_base_option
+@click.pass_context
+def sync(
+    ctx: click.Context,
+    clients: tuple[str, ...],
+    all_: bool,
+    dry_run: bool,
+    overlap_days: int,
+    api_base: str | None,
+) -> None:
+    """Fetch new balance transactions and append them to each client's ledger.
+
+    The first run imports the full history; later runs fetch from the newest booked transaction
+    (minus the overlap) and skip what the ledger already has (by stripe_id). Running it twice
+    changes nothing. The key must open the configured account, or nothing is written.
+    """
+    with _errors():
+        config = _load(ctx)
+        selected = _select(config, clients, all_)
+    bars = _Bars(sys.stderr.isatty())
+
+    def run(client: ClientConfig) -> SyncReport:
+        try:
+            return sync_client(
+                client,
+                dry_run=dry_run,
+                overlap=datetime.timedelta(days=overlap_days),
+                api_base=api_base,
+                progress=bars,
+            )
+        finally:
+            bars.close()
+
+    reports, code = _for_each(selected, run)
+    for report in reports:
+        if dry_run and report.text:
+            click.echo(report.text)
+        click.echo(format_report(report))
+    sys.exit(code)
+
+
+@main.command()
+@click.argument("clients", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Fetch every configured client.")
+@_api_base_option
+@click.pass_context
+def fetch(ctx: click.Context, clients: tuple[str, ...], all_: bool, api_base: str | None) -> None:
+    """Fetch balance transactions into each client's JSON Lines archive (no booking).
+
+    Then book them with beangulp: `python example-ledger/import.py extract ARCHIVE_DIR -e LEDGER`,
+    or from Fava's Import page.
+    """
+    with _errors():
+        config = _load(ctx)
+        selected = _select(config, clients, all_)
+    bars = _Bars(sys.stderr.isatty())
+
+    def run(client: ClientConfig) -> tuple[ClientConfig, Any]:
+        try:
+            return client, fetch_client(client, api_base=api_base, progress=bars)
+        finally:
+            bars.close()
+
+    results, code = _for_each(selected, run)
+    for client, result in results:
+        click.echo(
+            f"{client.id}: {len(result.transactions)} balance transaction(s) fetched, "
+            f"{len(result.changed_files)} archive file(s) changed in {client.archive_dir} "
+            f"({result.months_skipped} complete month(s) skipped)"
+        )
+    sys.exit(code)
+
+
+def _register_simulator() -> None:
+    try:
+        from beancount_stripe.simulator.command import simulator
+    except ImportError:  # pragma: no cover - the simulator is part of the package
+        return
+    main.add_command(simulator)
+
+
+_register_simulator()
+
+
+# -- reporting ----------------------------------------------------------------------------------
+
+
+def _fmt(minor: int, cur: str) -> str:
+    value = currency.to_decimal(minor, cur)
+    return f"{value:,} {cur.upper()}"
+
+
+def format_report(report: SyncReport, ledger_totals: dict[str, Decimal] | None = None) -> str:
+    """A per-client summary a bookkeeper can read at a glance."""
+    c = report.client
+    mode = "would book" if report.dry_run else "booked"
+    lines = [
+        click.style(f"{c.id}: {c.name} ({c.stripe_account})", bold=True),
+        f"  fetched {report.fetched:,} balance transaction(s) in {report.requests:,} request(s); "
+        f"{mode} {len(report.booked):,} new entr{'y' if len(report.booked) == 1 else 'ies'}",
+    ]
+    if report.by_type:
+        kinds = ", ".join(f"{t} {n:,}" for t, n in sorted(report.by_type.items()))
+        lines.append(f"  by type: {kinds}")
+    if report.stripe_balance:
+        lines.append(f"  {c.accounts.clearing} per currency (Stripe balance = available+pending):")
+        for cur in sorted(report.stripe_balance):
+            stripe_amount = _fmt(report.stripe_balance[cur], cur)
+            if ledger_totals is not None:
+                booked = ledger_totals.get(cur.upper(), Decimal(0))
+                ok = booked == currency.to_decimal(report.stripe_balance[cur], cur)
+                mark = (
+                    click.style("ties out", fg="green") if ok else click.style("DIFFERS", fg="red")
+                )
+                lines.append(
+                    f"    {cur.upper()}: ledger {booked:,} / Stripe {stripe_amount}  {mark}"
+                )
+            else:
+                lines.append(f"    {cur.upper()}: Stripe {stripe_amount}")
+    if report.assertion_date:
+        state = "new" if report.assertions else "already in the ledger"
+        lines.append(f"  balance assertion dated {report.assertion_date} ({state})")
+    flag_note = " (on the uncategorized account, flagged !)" if report.flagged else ""
+    lines.append(f"  entries flagged for review: {report.flagged:,}{flag_note}")
+    for w in report.warnings:
+        lines.append(click.style(f"  warning: {w}", fg="yellow"))
+    if not report.dry_run:
+        lines.append(f"  files changed: {len(report.changed_files)}")
+    return "\n".join(lines)
+
+
+# -- demo -----------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--world",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Simulator world (YAML); default: the built-in demo world.",
+)
+@click.pass_context
+def demo(ctx: click.Context, world: Path | None) -> None:
+    """Run the whole job on the built-in Stripe simulator: no key, no network.
+
+    Starts the simulator on loopback, points the configured clients at it with its test keys,
+    syncs every client's full history, runs bean-check on every client ledger and prints a
+    per-client summary.
+    """
+    from beancount_stripe.simulator import Simulator, default_world, load_world
+
+    with _errors():
+        config = _load(ctx)
+    sim_world = load_world(world) if world else default_world()
+    os.environ.update(_demo_keys(sim_world))
+    code = 0
+    with Simulator(sim_world) as sim:
+        click.echo(f"Stripe simulator listening on {sim.url} (loopback only, no network)")
+        bars = _Bars(sys.stderr.isatty())
+        for client in config.clients:
+            try:
+                report = sync_client(client, api_base=sim.url, progress=bars)
+            except BeancountStripeError as e:
+                bars.close()
+                _fail(e)
+                code = max(code, e.exit_code)
+                continue
+            bars.close()
+            ok, output, totals = bean_check(client)
+            click.echo(format_report(report, totals))
+            if ok:
+                click.echo(click.style("  bean-check: clean", fg="green"))
+            else:
+                click.echo(click.style("  bean-check: FAILED", fg="red"))
+                click.echo(output)
+                code = max(code, 1)
+    first = config.clients[0].ledger if config.clients else Path("LEDGER")
+    click.echo(
+        "\nOpen the books in Fava:  .venv/bin/fava "
+        + " ".join(_rel(c.ledger) for c in config.clients)
+        + "\nthen browse to http://127.0.0.1:5000/ (Import page: archive files of each client)."
+        + f"\nbeangulp:  cd {_rel(first.parent.parent)} && ../.venv/bin/python import.py extract "
+        f"{first.parent.name}/archive -e {first.parent.name}/{first.name}"
+    )
+    sys.exit(code)
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _demo_keys(world: Any) -> dict[str, str]:
+    """Env vars the demo config reads its keys from, filled with the simulator's test keys."""
+    return {a.env: a.key for a in world.accounts.values() if getattr(a, "env", None)}
+
+
+def bean_check(client: ClientConfig) -> tuple[bool, str, dict[str, Decimal]]:
+    """Run Beancount's own ``bean-check`` and sum the clearing account per currency."""
+    exe = shutil.which("bean-check", path=str(Path(sys.executable).parent)) or shutil.which(
+        "bean-check"
+    )
+    if exe is None:  # pragma: no cover - beancount is a dependency
+        return False, "bean-check not found", {}
+    proc = subprocess.run([exe, str(client.ledger)], capture_output=True, text=True, check=False)
+    from beancount import loader
+    from beancount.core import realization
+
+    entries, _, _ = loader.load_file(str(client.ledger))
+    real = realization.realize(entries)
+    node = realization.get(real, client.accounts.clearing)
+    totals: dict[str, Decimal] = {}
+    if node is not None:
+        for pos in node.balance:
+            totals[pos.units.currency] = pos.units.number
+    return proc.returncode == 0, (proc.stdout + proc.stderr).strip(), totals

@@ -1,0 +1,1079 @@
+"""YAML → validated, typed client configs.
+
+The dataclasses below are the contract every other module uses. ``load_config`` validates the YAML
+and reports each problem with file, line, key path and the fix (see ``ConfigError``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import stat
+import urllib.parse
+import zoneinfo
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from beancount.core import account as bc_account
+
+from beancount_stripe.errors import ConfigError, KeySourceError
+
+# Every account of the booking model, with its default. ``{client}`` is replaced by the client's
+# ``account_name`` (CamelCase of the id unless set), so one ``defaults`` block serves all clients.
+DEFAULT_ACCOUNTS: dict[str, str] = {
+    "clearing": "Assets:{client}:Stripe",
+    "fees": "Expenses:{client}:Stripe:Fees",
+    "fee_tax": "",  # optional: tax on Stripe fees; empty means "book it with the fees"
+    "revenue": "Income:{client}:Sales",
+    "refunds": "Income:{client}:Refunds",
+    "disputes": "Expenses:{client}:Stripe:Disputes",
+    "adjustments": "Expenses:{client}:Stripe:Adjustments",
+    "transit": "Assets:{client}:Transfers:Stripe",
+    "platform_revenue": "Income:{client}:Platform-Fees",
+    "connect_transfers": "Expenses:{client}:Connect:Transfers",
+    "reserve": "Assets:{client}:Stripe:Reserve",
+    "capital_loan": "Liabilities:{client}:Stripe-Capital",
+    "uncategorized": "Expenses:{client}:Uncategorized",
+}
+
+
+@dataclass(frozen=True)
+class Accounts:
+    """The accounts of the booking model for one client (``{client}`` already substituted)."""
+
+    clearing: str
+    fees: str
+    revenue: str
+    refunds: str
+    disputes: str
+    adjustments: str
+    transit: str
+    platform_revenue: str
+    connect_transfers: str
+    reserve: str
+    capital_loan: str
+    uncategorized: str
+    fee_tax: str | None = None
+
+
+@dataclass(frozen=True)
+class KeySource:
+    """Where a client's API key comes from. Never holds the key itself.
+
+    kind is ``env`` (ref = variable name), ``file`` (ref = path, relative to the config file) or
+    ``keyring`` (ref = "service/username", default service ``beancount-stripe`` and the client id).
+    """
+
+    kind: str
+    ref: str
+
+    def describe(self) -> str:
+        return f"{self.kind}:{self.ref}"
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """One client: its Stripe account, key source, ledger and booking accounts."""
+
+    id: str
+    name: str
+    stripe_account: str  # the acct_… the key must open (the connected account in Connect mode)
+    key: KeySource
+    ledger: Path  # main ledger file (bean-check / Fava target); created if missing
+    output: Path  # file sync appends entries to (included by ``ledger``)
+    archive_dir: Path  # raw JSON Lines archive of fetched balance transactions
+    timezone: str = "UTC"
+    accounts: Accounts = field(default_factory=lambda: Accounts(**_substituted("Client")))
+    connect: bool = False  # True: ``key`` is the platform's key, sent with Stripe-Account
+    platform_account: str | None = None  # optional: verify the platform key opens this account
+    api_base: str | None = None  # override https://api.stripe.com (the simulator, in tests/demo)
+    operating_currency: str | None = None
+    source_file: Path | None = None  # config file the client was defined in
+    source_line: int | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole configuration file."""
+
+    path: Path
+    clients: tuple[ClientConfig, ...]
+
+    def client(self, client_id: str) -> ClientConfig:
+        for c in self.clients:
+            if c.id == client_id:
+                return c
+        known = ", ".join(c.id for c in self.clients) or "none"
+        from beancount_stripe.errors import ConfigError
+
+        raise ConfigError(
+            f"no client {client_id!r} in the configuration (known: {known})",
+            where=str(self.path),
+            fix="use one of the known ids, or add the client under `clients:`",
+        )
+
+
+def camel_case(client_id: str) -> str:
+    """Turn ``acme-corp`` / ``acme_corp`` into ``AcmeCorp`` for use in account names."""
+    parts = [p for p in client_id.replace("_", "-").split("-") if p]
+    return "".join(p[:1].upper() + p[1:] for p in parts)
+
+
+def _substituted(account_name: str, overrides: dict[str, str] | None = None) -> dict[str, str]:
+    merged = {**DEFAULT_ACCOUNTS, **(overrides or {})}
+    out = {k: v.replace("{client}", account_name) for k, v in merged.items()}
+    out["fee_tax"] = out["fee_tax"] or None  # type: ignore[assignment]
+    return out
+
+
+def make_accounts(account_name: str, overrides: dict[str, str] | None = None) -> Accounts:
+    """Accounts for a client: defaults, then ``overrides``, with ``{client}`` substituted."""
+    return Accounts(**_substituted(account_name, overrides))  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and validation
+# ---------------------------------------------------------------------------------------------
+#
+# The YAML is composed into nodes (not loaded) so every value keeps the line it came from; the
+# nodes are then turned into plain Python values plus a ``key path → line`` table, and every
+# check below reports through ``_Report`` so one run lists *all* problems, not just the first.
+
+
+TOP_LEVEL_KEYS = ("defaults", "clients", "rules")  # ``rules`` is reserved: accepted, ignored
+CLIENT_KEYS = (
+    "id",
+    "name",
+    "stripe_account",
+    "key",
+    "ledger",
+    "output",
+    "archive",
+    "timezone",
+    "account_name",
+    "operating_currency",
+    "connect",
+    "platform_account",
+    "api_base",
+    "accounts",
+)
+# Keys that make sense for many clients at once; per-client identity and files do not.
+DEFAULTS_KEYS = (
+    "timezone",
+    "operating_currency",
+    "api_base",
+    "accounts",
+    "key",
+    "connect",
+    "platform_account",
+)
+REQUIRED_CLIENT_KEYS = ("id", "name", "stripe_account", "key", "ledger")
+ACCOUNT_ROOTS = ("Assets", "Liabilities", "Equity", "Income", "Expenses")
+DEFAULT_KEYRING_SERVICE = "beancount-stripe"
+
+_ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
+_STRIPE_ACCOUNT_RE = re.compile(r"acct_[A-Za-z0-9]+")
+_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_COMPONENT_RE = re.compile(r"[\w-]+")
+# A Stripe secret/restricted key as it would be pasted into a file.
+LITERAL_KEY_RE = re.compile(r"(?:sk|rk)_(?:test|live)_[0-9A-Za-z]{6,}")
+# What ``resolve_key`` accepts: secret or restricted keys (the simulator takes ``sk_test_x``).
+_KEY_SHAPE_RE = re.compile(r"(?:sk|rk)_[0-9A-Za-z_]+")
+_KEY_FIELD_RE = re.compile(r"(?:defaults|clients\[\d+\])\.key")  # validated `key:` fields
+_KEY_PREFIX_RE = re.compile(r"(?:sk|rk|pk)_(?:test|live)_|(?:sk|rk|pk)_")
+_FIX_MOVE_KEY = (
+    "remove the key from this file and put it in an environment variable (`key: env:NAME`), "
+    "a key file (`key: file:PATH`) or the keyring (`key: keyring`); roll the key in the Stripe "
+    "Dashboard if this file was ever shared or committed"
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One configuration problem: where it is, what is wrong, and how to fix it."""
+
+    file: str
+    line: int | None
+    key_path: str
+    message: str
+    fix: str
+    severity: str = "error"  # "error" fails loading/checking; "warning" is only reported
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        path = f" {self.key_path}:" if self.key_path else ""
+        return f"{where}:{path} {self.message} (fix: {self.fix})"
+
+
+class InvalidConfigError(ConfigError):
+    """A ``ConfigError`` that also carries the individual problems (for callers and tests)."""
+
+    def __init__(self, path: str, problems: list[Problem]) -> None:
+        self.problems = tuple(problems)
+        count = len(problems)
+        noun = "problem" if count == 1 else "problems"
+        lines = "\n".join(str(p) for p in problems)
+        super().__init__(
+            f"{count} {noun} in the configuration:\n{lines}",
+            where=path,
+            fix="correct each problem listed above, then run `beancount-stripe config check`",
+        )
+
+
+def mask_key(secret: str) -> str:
+    """Show a key the way Stripe does: its prefix and at most the last 4 characters."""
+    m = _KEY_PREFIX_RE.match(secret)
+    prefix = m.group(0) if m else ""
+    rest = secret[len(prefix) :]
+    tail = rest[-4:] if len(rest) >= 12 else ""  # short strings: revealing 4 would reveal most
+    return f"{prefix}…{tail}"
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+class _Report:
+    """Collects problems and knows the line of every key path of one file."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.lines: dict[str, int] = {}
+        self.problems: list[Problem] = []
+
+    def line(self, path: str) -> int | None:
+        while True:
+            if path in self.lines:
+                return self.lines[path]
+            if not path:
+                return None
+            cut = max(path.rfind("."), path.rfind("["))
+            path = path[:cut] if cut > 0 else ""
+
+    def add(
+        self,
+        path: str,
+        message: str,
+        fix: str,
+        *,
+        severity: str = "error",
+        line: int | None = None,
+    ) -> None:
+        at = line if line is not None else self.line(path)
+        self.problems.append(Problem(self.file, at, path, message, fix, severity))
+
+    def sorted_problems(self) -> list[Problem]:
+        seen: set[tuple[Any, ...]] = set()
+        out = []
+        for p in self.problems:
+            k = (p.line, p.key_path, p.message, p.severity)
+            if k not in seen:
+                seen.add(k)
+                out.append(p)
+        return sorted(out, key=lambda p: (p.line or 0, p.key_path))
+
+
+# -- YAML nodes → Python values, remembering lines ---------------------------------------------
+
+
+class _Converter:
+    def __init__(self, report: _Report) -> None:
+        self.report = report
+        self.constructor = yaml.constructor.SafeConstructor()
+        self.active: set[int] = set()
+        self.scalars: list[tuple[str, int, str]] = []  # (path, line, text) of every scalar
+
+    def convert(self, node: yaml.Node, path: str) -> Any:
+        self.report.lines.setdefault(path, node.start_mark.line + 1)
+        if id(node) in self.active:
+            self.report.add(path, "recursive YAML alias", "remove the alias that refers to itself")
+            return None
+        self.active.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node, path)
+            if isinstance(node, yaml.SequenceNode):
+                return [self.convert(item, _join(path, i)) for i, item in enumerate(node.value)]
+            self.scalars.append((path, node.start_mark.line + 1, str(node.value)))
+            try:
+                return self.constructor.construct_object(node, deep=True)
+            except yaml.YAMLError as exc:
+                self.report.add(path, f"cannot read value: {exc}", "write a plain value")
+                return None
+        finally:
+            self.active.discard(id(node))
+
+    def _mapping(self, node: yaml.MappingNode, path: str) -> dict[str, Any]:
+        try:
+            self.constructor.flatten_mapping(node)  # resolve `<<: *anchor` merges in place
+        except yaml.YAMLError as exc:
+            self.report.add(path, f"invalid merge key: {exc}", "merge only mappings with `<<:`")
+        out: dict[str, Any] = {}
+        first_line: dict[str, int] = {}
+        for knode, vnode in node.value:
+            line = knode.start_mark.line + 1
+            if not isinstance(knode, yaml.ScalarNode):
+                self.report.add(path, "a key must be a plain name", "use `name: value`", line=line)
+                continue
+            key = str(knode.value)
+            child = _join(path, key)
+            self.scalars.append((child, line, key))
+            if key in out:
+                self.report.add(
+                    child,
+                    f"duplicate key `{key}` (first given on line {first_line[key]})",
+                    "keep only one of them; YAML would silently use the last",
+                    line=line,
+                )
+                continue
+            first_line[key] = line
+            self.report.lines[child] = line
+            out[key] = self.convert(vnode, child)
+        return out
+
+
+def _parse(path: Path, report: _Report) -> tuple[Any, list[tuple[str, int, str]], str]:
+    """Read and compose the file. Returns (data, scalars, text); data is None on failure."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        report.add(
+            "",
+            "configuration file not found",
+            "create it (copy config/clients.yaml from the project) or pass the right path",
+        )
+        return None, [], ""
+    except UnicodeDecodeError as exc:
+        report.add("", f"not UTF-8 text ({exc.reason})", "save the file as UTF-8", line=1)
+        return None, [], ""
+    except OSError as exc:
+        report.add("", f"cannot read the file: {exc.strerror}", "check the path and permissions")
+        return None, [], ""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = exc.problem or "invalid YAML"
+        context = f" ({exc.context})" if exc.context else ""
+        report.add(
+            "",
+            f"malformed YAML: {problem}{context}",
+            "check indentation (spaces, not tabs), colons and quotes here and on the line above",
+            line=line,
+        )
+        return None, [], text
+    except yaml.YAMLError as exc:
+        report.add("", f"malformed YAML: {exc}", "check the YAML syntax", line=1)
+        return None, [], text
+    if root is None:
+        report.add(
+            "",
+            "the configuration file is empty",
+            "add a `clients:` list (see config/clients.yaml for an example)",
+            line=1,
+        )
+        return None, [], text
+    conv = _Converter(report)
+    return conv.convert(root, ""), conv.scalars, text
+
+
+# -- field checks -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _KeySpec:
+    """A parsed ``key:`` value; ``keyring`` without a ref gets the client id later."""
+
+    kind: str
+    ref: str | None
+
+
+def _account_reason(name: str) -> str | None:
+    """Why ``name`` is not a valid Beancount account name, or None when it is."""
+    if "{" in name or "}" in name:
+        return "only the `{client}` placeholder is substituted"
+    parts = name.split(":")
+    if parts[0] not in ACCOUNT_ROOTS:
+        hint = _did_you_mean(parts[0], ACCOUNT_ROOTS)
+        extra = f" (did you mean `{hint}`?)" if hint else ""
+        return f"it must start with one of {', '.join(ACCOUNT_ROOTS)}{extra}"
+    if len(parts) < 2:
+        return "it needs at least one component after the root, e.g. `Assets:Stripe`"
+    for comp in parts[1:]:
+        if not comp:
+            return "it has an empty component (`::` or a trailing `:`)"
+        if not (comp[0].isupper() or comp[0].isdigit()):
+            return f"component `{comp}` must start with an upper-case letter or a digit"
+        if not _COMPONENT_RE.fullmatch(comp) or "_" in comp:
+            return f"component `{comp}` may contain only letters, digits and `-`"
+    if not bc_account.is_valid(name):
+        return "it is not a valid Beancount account name"
+    return None
+
+
+def _currency_known(code: str) -> bool:
+    try:
+        from beancount_stripe import currency
+    except ImportError:  # the currency module is optional for config validation
+        return True
+    return bool(currency.is_known(code))
+
+
+def _is_str(report: _Report, path: str, value: Any, what: str, fix: str) -> bool:
+    if isinstance(value, str) and value.strip():
+        return True
+    if isinstance(value, str) or value is None:
+        report.add(path, f"{what} is empty", fix)
+    else:
+        quote = " (quote it if it is meant as text)" if isinstance(value, bool | int) else ""
+        report.add(path, f"{what} must be a string, not {_type_name(value)}{quote}", fix)
+    return False
+
+
+def _check_key_source(report: _Report, path: str, value: Any, client_id: str | None) -> Any:
+    fix = "use `env:NAME`, `file:PATH`, `keyring` or `keyring:SERVICE/USERNAME`"
+    if not isinstance(value, str) or not value.strip():
+        _is_str(report, path, value, "`key`", fix)
+        return None
+    if LITERAL_KEY_RE.search(value) or (":" not in value and value != "keyring"):
+        # Looks like the key itself rather than where to find it. Never echo it.
+        env = f"{(client_id or 'client').upper().replace('-', '_')}_STRIPE_KEY"
+        report.add(
+            path,
+            f"`key` must say where the API key is, not contain it (found {mask_key(value)})",
+            f"{_FIX_MOVE_KEY}; e.g. `key: env:{env}`",
+        )
+        return None
+    if value == "keyring":
+        return _KeySpec("keyring", None)
+    scheme, _, ref = value.partition(":")
+    if scheme == "env":
+        if not ref:
+            report.add(
+                path, "`env:` needs a variable name", "write e.g. `key: env:ACME_STRIPE_KEY`"
+            )
+            return None
+        if not _ENV_NAME_RE.fullmatch(ref):
+            report.add(
+                path,
+                f"`{ref}` is not a valid environment variable name",
+                "use letters, digits and `_`, not starting with a digit, e.g. `ACME_STRIPE_KEY`",
+            )
+            return None
+        return _KeySpec("env", ref)
+    if scheme == "file":
+        if not ref.strip():
+            report.add(path, "`file:` needs a path", "write e.g. `key: file:~/.stripe/acme.key`")
+            return None
+        return _KeySpec("file", ref)
+    if scheme == "keyring":
+        service, slash, user = ref.partition("/")
+        if not (service and slash and user):
+            report.add(
+                path,
+                f"`keyring:{ref}` must be `keyring:SERVICE/USERNAME`",
+                "write e.g. `keyring:beancount-stripe/acme`, or just `keyring`",
+            )
+            return None
+        return _KeySpec("keyring", ref)
+    hint = _did_you_mean(scheme.lower(), ("env", "file", "keyring"))
+    shown = scheme if re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]{0,20}", scheme) else "…"
+    report.add(
+        path,
+        f"unknown key source `{shown}:`" + (f" (did you mean `{hint}:`?)" if hint else ""),
+        fix,
+    )
+    return None
+
+
+_BAD = object()  # marks a present-but-invalid field (so defaults don't silently fill it in)
+
+
+def _check_field(report: _Report, key: str, value: Any, path: str, client_id: str | None) -> Any:
+    """Validate one field; return its normalized value or ``_BAD``."""
+    if key == "id":
+        fix = "use lower-case letters, digits, `-` and `_`, starting with a letter or digit"
+        if not _is_str(report, path, value, "`id`", fix):
+            return _BAD
+        if not _ID_RE.fullmatch(value):
+            slug = re.sub(r"[^a-z0-9_-]+", "-", value.lower()).strip("-_")
+            suggestion = f", e.g. `{slug}`" if slug and _ID_RE.fullmatch(slug) else ""
+            report.add(path, f"`{value}` is not a valid client id", fix + suggestion)
+            return _BAD
+        return value
+    if key == "name":
+        fix = "give the client's display name, e.g. `name: Acme Coffee Roasters`"
+        return value.strip() if _is_str(report, path, value, "`name`", fix) else _BAD
+    if key in ("stripe_account", "platform_account"):
+        fix = (
+            "copy the account id (it starts with `acct_`) from the Stripe Dashboard's "
+            "account settings"
+        )
+        if not _is_str(report, path, value, f"`{key}`", fix):
+            return _BAD
+        if not _STRIPE_ACCOUNT_RE.fullmatch(value):
+            report.add(path, f"`{value}` is not a Stripe account id", fix)
+            return _BAD
+        return value
+    if key == "key":
+        spec = _check_key_source(report, path, value, client_id)
+        return _BAD if spec is None else spec
+    if key in ("ledger", "output", "archive"):
+        fix = "give a path (relative to this configuration file)"
+        return Path(value.strip()) if _is_str(report, path, value, f"`{key}`", fix) else _BAD
+    if key == "timezone":
+        fix = "use an IANA time zone name such as `UTC`, `America/New_York` or `Asia/Tokyo`"
+        if not _is_str(report, path, value, "`timezone`", fix):
+            return _BAD
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (ValueError, KeyError, OSError):
+            hint = _did_you_mean(value, sorted(zoneinfo.available_timezones()))
+            report.add(
+                path,
+                f"unknown time zone `{value}`",
+                f"did you mean `{hint}`?" if hint else fix,
+            )
+            return _BAD
+        return value
+    if key == "account_name":
+        fix = "use CamelCase like `AcmeCoffee` (letters, digits, `-`; start upper-case or digit)"
+        if not _is_str(report, path, value, "`account_name`", fix):
+            return _BAD
+        reason = _account_reason(f"Assets:{value}")
+        if reason:
+            report.add(path, f"`{value}` cannot be used inside account names: {reason}", fix)
+            return _BAD
+        return value
+    if key == "operating_currency":
+        fix = "use an upper-case ISO 4217 code such as `USD`, `EUR`, `JPY`"
+        if not _is_str(report, path, value, "`operating_currency`", fix):
+            return _BAD
+        if not re.fullmatch(r"[A-Z]{3}", value) or not _currency_known(value):
+            up = value.upper()
+            hint = f"write `{up}`" if up != value and _currency_known(up) else fix
+            report.add(path, f"unknown currency `{value}`", hint)
+            return _BAD
+        return value
+    if key == "connect":
+        if not isinstance(value, bool):
+            report.add(
+                path,
+                f"`connect` must be true or false, not {_type_name(value)}",
+                "write `connect: true` or `connect: false` (without quotes)",
+            )
+            return _BAD
+        return value
+    if key == "api_base":
+        if value is None:
+            return None
+        fix = "use an http(s) URL such as `http://127.0.0.1:12111`, or remove the key"
+        if not _is_str(report, path, value, "`api_base`", fix):
+            return _BAD
+        parsed = urllib.parse.urlparse(value)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            report.add(path, f"`{value}` is not an http(s) URL", fix)
+            return _BAD
+        return value.rstrip("/")
+    if key == "accounts":
+        return _check_accounts(report, path, value)
+    raise AssertionError(key)  # pragma: no cover - callers only pass known keys
+
+
+def _check_accounts(report: _Report, path: str, value: Any) -> Any:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        report.add(
+            path,
+            f"`accounts` must be a mapping, not {_type_name(value)}",
+            "write `accounts: {revenue: Income:Acme:Sales}` or one `key: Account` per line",
+        )
+        return _BAD
+    out: dict[str, tuple[str, str]] = {}  # key → (template, path)
+    for key, name in value.items():
+        sub = _join(path, key)
+        if key not in DEFAULT_ACCOUNTS:
+            hint = _did_you_mean(key, tuple(DEFAULT_ACCOUNTS))
+            report.add(
+                sub,
+                f"unknown account key `{key}`",
+                f"did you mean `{hint}`?" if hint else f"use one of: {', '.join(DEFAULT_ACCOUNTS)}",
+            )
+            continue
+        if key == "fee_tax" and (name is None or name == ""):
+            out[key] = ("", sub)
+            continue
+        fix = "write a Beancount account such as `Income:{client}:Sales`"
+        if not _is_str(report, sub, name, f"account `{key}`", fix):
+            continue
+        reason = _account_reason(name.replace("{client}", "Client"))
+        if reason:
+            report.add(sub, f"`{name}` is not a valid Beancount account name: {reason}", fix)
+            continue
+        out[key] = (name, sub)
+    return out
+
+
+def _check_mapping_keys(
+    report: _Report, data: dict[str, Any], path: str, allowed: tuple[str, ...], where: str
+) -> None:
+    for key in data:
+        if key in allowed:
+            continue
+        sub = _join(path, key)
+        if where == "defaults" and key in CLIENT_KEYS:
+            report.add(
+                sub,
+                f"`{key}` cannot be shared in `defaults`",
+                f"move `{key}` into each client under `clients:`",
+            )
+            continue
+        hint = _did_you_mean(key, allowed)
+        report.add(
+            sub,
+            f"unknown key `{key}` in {where}",
+            f"did you mean `{hint}`?" if hint else f"remove it; allowed keys: {', '.join(allowed)}",
+        )
+
+
+def _scan_literal_keys(report: _Report, scalars: list[tuple[str, int, str]], text: str) -> None:
+    """Flag any Stripe secret pasted into the file: in values, keys, or comments."""
+    found: set[str] = set()
+    for path, line, value in scalars:
+        if _KEY_FIELD_RE.fullmatch(path):
+            continue  # `key:` values get a specific message from _check_key_source
+        for m in LITERAL_KEY_RE.finditer(value):
+            found.add(m.group(0))
+            report.add(
+                path,
+                f"a Stripe API key is written in the configuration ({mask_key(m.group(0))})",
+                _FIX_MOVE_KEY,
+                line=line,
+            )
+    key_values = [v for p, _, v in scalars if _KEY_FIELD_RE.fullmatch(p)]
+    for lineno, line_text in enumerate(text.splitlines(), start=1):
+        for m in LITERAL_KEY_RE.finditer(line_text):
+            secret = m.group(0)
+            if secret in found or any(secret in v for v in key_values):
+                continue
+            found.add(secret)
+            report.add(
+                "",
+                f"a Stripe API key is written in the file ({mask_key(secret)})",
+                _FIX_MOVE_KEY,
+                line=lineno,
+            )
+
+
+# -- assembling clients -------------------------------------------------------------------------
+
+
+@dataclass
+class _Built:
+    clients: list[ClientConfig]
+    keys: list[tuple[str, KeySource, str]]  # (client id, source, key path) for check_config
+
+
+def _resolve_path(base: Path, p: Path) -> Path:
+    p = p.expanduser()
+    return Path(os.path.normpath(p if p.is_absolute() else base / p))
+
+
+def _build(report: _Report, config_path: Path, data: Any) -> _Built:
+    built = _Built([], [])
+    if data is None:
+        return built
+    if not isinstance(data, dict):
+        report.add(
+            "",
+            f"the top level must be a mapping with `clients:`, not {_type_name(data)}",
+            "start the file with `clients:` followed by a list of clients",
+        )
+        return built
+    _check_mapping_keys(report, data, "", TOP_LEVEL_KEYS, "the top level")
+
+    defaults: dict[str, tuple[Any, str]] = {}
+    raw_defaults = data.get("defaults")
+    if raw_defaults is not None and not isinstance(raw_defaults, dict):
+        report.add(
+            "defaults",
+            f"`defaults` must be a mapping, not {_type_name(raw_defaults)}",
+            "indent `timezone:`, `accounts:` … under `defaults:`",
+        )
+    elif isinstance(raw_defaults, dict):
+        _check_mapping_keys(report, raw_defaults, "defaults", DEFAULTS_KEYS, "defaults")
+        for key in DEFAULTS_KEYS:
+            if key in raw_defaults:
+                sub = _join("defaults", key)
+                defaults[key] = (_check_field(report, key, raw_defaults[key], sub, None), sub)
+
+    if "clients" not in data:
+        hint = next((k for k in data if _did_you_mean(k, ("clients",))), None)
+        if hint is None:  # a near-miss key was already reported with its suggestion
+            report.add(
+                "",
+                "no `clients:` list",
+                "add `clients:` with one entry per Stripe account (see config/clients.yaml)",
+                line=1,
+            )
+        return built
+    clients = data["clients"]
+    if not isinstance(clients, list):
+        report.add(
+            "clients",
+            f"`clients` must be a list, not {_type_name(clients)}",
+            "start each client with `- id: …` under `clients:`",
+        )
+        return built
+    if not clients:
+        report.add("clients", "`clients` is empty", "add at least one client (`- id: …`)")
+        return built
+
+    base = config_path.absolute().parent
+    seen_ids: dict[str, str] = {}
+    seen_output: dict[Path, str] = {}
+    seen_archive: dict[Path, str] = {}
+    for index, raw in enumerate(clients):
+        cpath = _join("clients", index)
+        if not isinstance(raw, dict):
+            report.add(
+                cpath,
+                f"each client must be a mapping of keys, not {_type_name(raw)}",
+                "write the client as `- id: …` followed by indented `name:`, `key:` … lines",
+            )
+            continue
+        client = _build_client(report, base, config_path, raw, cpath, defaults, built)
+        if client is None:
+            continue
+        if client.id in seen_ids:
+            first = seen_ids[client.id]
+            report.add(
+                _join(cpath, "id"),
+                f"duplicate client id `{client.id}` (also used by {first} on line "
+                f"{report.line(_join(first, 'id'))})",
+                "give every client a unique id",
+            )
+        else:
+            seen_ids[client.id] = cpath
+        for attr, seen, label in (
+            ("output", seen_output, "output file"),
+            ("archive_dir", seen_archive, "archive directory"),
+        ):
+            target = getattr(client, attr).resolve()
+            key = "output" if attr == "output" else "archive"
+            if target in seen:
+                other = seen[target]
+                explicit = key in raw
+                report.add(
+                    _join(cpath, key) if explicit else _join(cpath, "ledger"),
+                    f"same {label} as {other} (line {report.line(other)}): {target}",
+                    f"give each client its own `{key}:`"
+                    + ("" if explicit else " (the default lies beside `ledger`)"),
+                )
+            else:
+                seen[target] = cpath
+        built.clients.append(client)
+    return built
+
+
+def _build_client(
+    report: _Report,
+    base: Path,
+    config_path: Path,
+    raw: dict[str, Any],
+    cpath: str,
+    defaults: dict[str, tuple[Any, str]],
+    built: _Built,
+) -> ClientConfig | None:
+    _check_mapping_keys(report, raw, cpath, CLIENT_KEYS, "a client")
+    raw_id = raw.get("id")
+    cid = raw_id if isinstance(raw_id, str) and _ID_RE.fullmatch(raw_id) else None
+    vals: dict[str, tuple[Any, str]] = dict(defaults)
+    for key in CLIENT_KEYS:
+        if key in raw:
+            sub = _join(cpath, key)
+            vals[key] = (_check_field(report, key, raw[key], sub, cid), sub)
+    ok = True
+    for key in REQUIRED_CLIENT_KEYS:
+        if key not in vals:
+            example = {
+                "id": "acme",
+                "name": "Acme Coffee Roasters",
+                "stripe_account": "acct_…",
+                "key": "env:ACME_STRIPE_KEY",
+                "ledger": "ledgers/acme/ledger.beancount",
+            }[key]
+            report.add(
+                _join(cpath, key),
+                f"missing required key `{key}`",
+                f"add `{key}: {example}` to this client",
+                line=report.line(cpath),
+            )
+            ok = False
+    if any(v is _BAD for v, _ in vals.values()):
+        ok = False
+
+    connect = vals.get("connect", (False, ""))[0]
+    if "platform_account" in vals and connect is not True and connect is not _BAD:
+        report.add(
+            vals["platform_account"][1],
+            "`platform_account` is only used with `connect: true`",
+            "add `connect: true` if the key is the platform's key, otherwise remove "
+            "`platform_account`",
+        )
+        ok = False
+    if (
+        connect is True
+        and "platform_account" in vals
+        and vals["platform_account"][0] == vals.get("stripe_account", (None, ""))[0]
+    ):
+        report.add(
+            vals["platform_account"][1],
+            "`platform_account` equals `stripe_account`",
+            "set `stripe_account` to the connected account and `platform_account` to the "
+            "platform's own account",
+        )
+        ok = False
+
+    key_source: KeySource | None = None
+    spec = vals.get("key", (None, ""))[0]
+    if isinstance(spec, _KeySpec):
+        if spec.kind == "file":
+            assert spec.ref is not None
+            key_source = KeySource("file", str(_resolve_path(base, Path(spec.ref))))
+        elif spec.kind == "keyring" and spec.ref is None:
+            if cid is not None:
+                key_source = KeySource("keyring", f"{DEFAULT_KEYRING_SERVICE}/{cid}")
+        else:
+            key_source = KeySource(spec.kind, spec.ref or "")
+        if key_source is not None and cid is not None:
+            built.keys.append((cid, key_source, vals["key"][1]))
+
+    if not ok or cid is None or key_source is None:
+        return None
+
+    account_name = vals.get("account_name", (camel_case(cid), ""))[0]
+    overrides: dict[str, str] = {}
+    if "accounts" in defaults:
+        overrides.update({k: t for k, (t, _) in defaults["accounts"][0].items()})
+    if "accounts" in raw:
+        overrides.update({k: t for k, (t, _) in vals["accounts"][0].items()})
+
+    ledger = _resolve_path(base, vals["ledger"][0])
+    output = vals.get("output", (Path("stripe.beancount"), ""))[0]
+    archive = vals.get("archive", (Path("archive"), ""))[0]
+    output = _resolve_path(base, output) if "output" in vals else ledger.parent / output
+    archive = _resolve_path(base, archive) if "archive" in vals else ledger.parent / archive
+    return ClientConfig(
+        id=cid,
+        name=vals["name"][0],
+        stripe_account=vals["stripe_account"][0],
+        key=key_source,
+        ledger=ledger,
+        output=output,
+        archive_dir=archive,
+        timezone=vals.get("timezone", ("UTC", ""))[0],
+        accounts=make_accounts(account_name, overrides),
+        connect=bool(connect),
+        platform_account=vals.get("platform_account", (None, ""))[0],
+        api_base=vals.get("api_base", (None, ""))[0],
+        operating_currency=vals.get("operating_currency", (None, ""))[0],
+        source_file=config_path.absolute(),
+        source_line=report.line(cpath),
+    )
+
+
+def _analyse(path: str | Path) -> tuple[Path, _Report, _Built]:
+    config_path = Path(path)
+    report = _Report(str(path))
+    data, scalars, text = _parse(config_path, report)
+    _scan_literal_keys(report, scalars, text)
+    built = _build(report, config_path, data)
+    return config_path, report, built
+
+
+def load_config(path: str | Path) -> Config:
+    """Parse and validate a configuration file; raise one ``ConfigError`` listing every problem."""
+    config_path, report, built = _analyse(path)
+    problems = [p for p in report.sorted_problems() if p.severity == "error"]
+    if problems:
+        raise InvalidConfigError(str(path), problems)
+    return Config(path=config_path.absolute(), clients=tuple(built.clients))
+
+
+# -- key sources ------------------------------------------------------------------------------
+
+
+def check_config(path: str | Path) -> list[Problem]:
+    """Everything ``load_config`` checks, plus whether each key source is usable.
+
+    Keys may be read into memory to check their shape, but never into any output.
+    """
+    _config_path, report, built = _analyse(path)
+    for cid, source, key_path in built.keys:
+        for message, fix, severity in _key_source_findings(source, cid):
+            report.add(key_path, f"client `{cid}`: {message}", fix, severity=severity)
+    return report.sorted_problems()
+
+
+def _key_source_findings(source: KeySource, client_id: str) -> list[tuple[str, str, str]]:
+    """(message, fix, severity) for one key source; reads the key only to check its shape."""
+    try:
+        secret = _read_key(source, client_id)
+    except KeySourceError as exc:
+        return [(exc.what, exc.fix or "", "error")]
+    findings = []
+    shape = _key_shape_problem(secret)
+    if shape is not None:
+        findings.append((f"the key from {source.describe()} {shape[0]}", shape[1], "error"))
+    elif secret.startswith("sk_live_"):
+        findings.append(
+            (
+                f"{source.describe()} holds an unrestricted live secret key",
+                "create a restricted key (`rk_live_…`) with read access to balance "
+                "transactions, balance and account, and use that instead",
+                "warning",
+            )
+        )
+    if source.kind == "file" and os.name == "posix":
+        mode = os.stat(source.ref).st_mode
+        if mode & stat.S_IROTH:
+            findings.append(
+                (
+                    f"key file {source.ref} is readable by every user on this machine",
+                    f"run `chmod 600 {source.ref}`",
+                    "warning",
+                )
+            )
+    return findings
+
+
+def _key_shape_problem(secret: str) -> tuple[str, str] | None:
+    if _KEY_SHAPE_RE.fullmatch(secret):
+        return None
+    if secret.startswith("pk_"):
+        return (
+            f"is a publishable key ({mask_key(secret)}), which cannot read balance transactions",
+            "use a restricted key (`rk_…`) or a secret key (`sk_…`)",
+        )
+    return (
+        f"does not look like a Stripe secret or restricted key ({mask_key(secret)})",
+        "store the key exactly as the Dashboard shows it: `rk_…` or `sk_…`, nothing else",
+    )
+
+
+def _read_key(source: KeySource, client_id: str) -> str:
+    where = f"client {client_id}, key {source.describe()}"
+    if source.kind == "env":
+        value = os.environ.get(source.ref)
+        if value is None:
+            raise KeySourceError(
+                f"environment variable {source.ref} is not set",
+                where=where,
+                fix=f"export {source.ref}=rk_live_… (a restricted read-only key) before running",
+            )
+        if not value.strip():
+            raise KeySourceError(
+                f"environment variable {source.ref} is empty",
+                where=where,
+                fix=f"set {source.ref} to the client's Stripe key (rk_… or sk_…)",
+            )
+        return value.strip()
+    if source.kind == "file":
+        p = Path(source.ref)
+        try:
+            value = p.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise KeySourceError(
+                f"key file {p} does not exist",
+                where=where,
+                fix=f"write the key into {p} (then `chmod 600 {p}`), or fix the path in `key:`",
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise KeySourceError(
+                f"cannot read key file {p}: {reason}",
+                where=where,
+                fix="make the file readable by this user and containing only the key",
+            ) from None
+        if not value.strip():
+            raise KeySourceError(
+                f"key file {p} is empty",
+                where=where,
+                fix=f"write the client's Stripe key (rk_… or sk_…) into {p}",
+            )
+        return value.strip()
+    if source.kind == "keyring":
+        service, _, username = source.ref.partition("/")
+        try:
+            import keyring
+            import keyring.errors
+        except ImportError:
+            raise KeySourceError(
+                "the `keyring` package is not installed",
+                where=where,
+                fix="pip install 'beancount-stripe[keyring]', or use `key: env:NAME`",
+            ) from None
+        try:
+            value = keyring.get_password(service, username)
+        except keyring.errors.KeyringError as exc:
+            raise KeySourceError(
+                f"no usable keyring backend ({type(exc).__name__})",
+                where=where,
+                fix="install/unlock a system keyring (see `keyring --list-backends`), "
+                "or use `key: env:NAME` or `key: file:PATH`",
+            ) from None
+        if value is None or not value.strip():
+            raise KeySourceError(
+                f"the keyring has no entry for service {service!r}, user {username!r}",
+                where=where,
+                fix=f"run `keyring set {service} {username}` and paste the key",
+            )
+        return value.strip()
+    raise KeySourceError(
+        f"unknown key source kind {source.kind!r}",
+        where=where,
+        fix="use env:, file: or keyring in the configuration",
+    )
+
+
+def resolve_key(client: ClientConfig) -> str:
+    """Read the client's API key from its source. Errors never contain the key."""
+    source = client.key
+    if source.kind == "file" and not Path(source.ref).is_absolute() and client.source_file:
+        source = KeySource("file", str(client.source_file.parent / source.ref))
+    secret = _read_key(source, client.id)
+    shape = _key_shape_problem(secret)
+    if shape is not None:
+        where = f"client {client.id}, key {source.describe()}"
+        raise KeySourceError(f"the key {shape[0]}", where=where, fix=shape[1])
+    return secret

@@ -1,0 +1,181 @@
+"""The client's ledger files: a fast scan of what is already booked, formatting, atomic append.
+
+The ledger is the source of truth for what has been imported. Scanning it is a text scan for
+``stripe_id`` metadata (plus ``open`` and ``balance`` lines), following ``include`` directives,
+not a Beancount load: it must stay fast on a client's whole history and must work even while a
+ledger has errors a bookkeeper is still fixing. A deleted entry is therefore simply re-imported.
+"""
+
+from __future__ import annotations
+
+import datetime
+import glob
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from beancount.core import data
+from beancount.parser import printer
+
+from beancount_stripe.atomic import write_atomic
+from beancount_stripe.errors import LedgerError
+
+_DATE_LINE = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})\s+(\S+)(?:\s+(\S+))?(?:\s+(-?[\d.,]+)\s+([A-Z][A-Z0-9'._-]*))?"
+)
+_STRIPE_ID = re.compile(r'^\s+stripe_id:\s*"([^"]+)"')
+_INCLUDE = re.compile(r'^include\s+"([^"]+)"')
+
+
+@dataclass
+class LedgerState:
+    """What a client's ledger already holds, as far as syncing is concerned."""
+
+    stripe_ids: dict[str, datetime.date] = field(default_factory=dict)
+    open_accounts: set[str] = field(default_factory=set)
+    # (date, account, currency) -> amount text of existing balance assertions
+    balances: dict[tuple[datetime.date, str, str], str] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def newest_date(self) -> datetime.date | None:
+        return max(self.stripe_ids.values(), default=None)
+
+
+def scan(*roots: Path) -> LedgerState:
+    """Scan each root file and every file it includes (recursively, globs allowed).
+
+    Missing roots are skipped: before the first sync there is nothing to scan.
+    """
+    state = LedgerState()
+    seen: set[Path] = set()
+    for root in roots:
+        _scan_file(root.resolve(), state, seen)
+    return state
+
+
+def _scan_file(path: Path, state: LedgerState, seen: set[Path]) -> None:
+    if path in seen or not path.exists():
+        return
+    seen.add(path)
+    state.files.append(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise LedgerError(
+            f"cannot read ledger file ({e})",
+            where=str(path),
+            fix="check the file's permissions and that it is UTF-8",
+        ) from None
+    date: datetime.date | None = None
+    for line in text.splitlines():
+        if not line:
+            continue
+        first = line[0]
+        if first.isdigit():
+            m = _DATE_LINE.match(line)
+            if not m:
+                date = None
+                continue
+            try:
+                date = datetime.date.fromisoformat(m.group(1))
+            except ValueError:
+                date = None
+                continue
+            kind = m.group(2)
+            if kind == "open" and m.group(3):
+                state.open_accounts.add(m.group(3))
+            elif kind == "balance" and m.group(3) and m.group(5):
+                state.balances[(date, m.group(3), m.group(5))] = m.group(4) or ""
+        elif first in " \t":
+            if date is not None and "stripe_id" in line:
+                m2 = _STRIPE_ID.match(line)
+                if m2:
+                    state.stripe_ids[m2.group(1)] = date
+        elif first == "i":
+            m3 = _INCLUDE.match(line)
+            if m3:
+                pattern = m3.group(1)
+                base = path.parent
+                target = pattern if Path(pattern).is_absolute() else str(base / pattern)
+                for inc in sorted(glob.glob(target)):
+                    _scan_file(Path(inc).resolve(), state, seen)
+        else:
+            date = None
+
+
+def format_entries(entries: Iterable[data.Directive]) -> str:
+    """Beancount text for ``entries``, one blank line between them."""
+    return "\n".join(printer.format_entry(e) for e in entries)
+
+
+def open_directives(
+    accounts: Iterable[str], already_open: set[str], date: datetime.date
+) -> list[data.Open]:
+    """``open`` entries for accounts the ledger does not open yet, so it loads on its own."""
+    meta = data.new_metadata("<beancount-stripe>", 0)
+    return [data.Open(meta, date, acc, None, None) for acc in sorted(set(accounts) - already_open)]
+
+
+OUTPUT_HEADER = """\
+;; Stripe balance transactions of {name} ({account}), written by beancount-stripe.
+;; New entries are appended by `beancount-stripe sync`. Edit or move entries freely: the
+;; stripe_id metadata is how the tool knows what is booked (a deleted entry is re-imported).
+"""
+
+MAIN_HEADER = """\
+;; Books of {name}. Created by beancount-stripe; yours to edit.
+option "title" "{name}"
+{currency_option}
+include "{output}"
+"""
+
+
+def ensure_main(main: Path, output: Path, name: str, operating_currency: str | None) -> str | None:
+    """Text for a new main ledger if ``main`` does not exist yet, else None.
+
+    Refuses (LedgerError) when ``main`` exists but would not see ``output``: the entries would be
+    written where neither bean-check nor Fava look.
+    """
+    rel = _relative(output, main.parent)
+    if main.exists():
+        return None
+    currency_option = (
+        f'option "operating_currency" "{operating_currency}"' if operating_currency else ""
+    )
+    text = MAIN_HEADER.format(name=_escape(name), currency_option=currency_option, output=rel)
+    return text.replace("\n\n", "\n")
+
+
+def check_included(main: Path, output: Path, state: LedgerState) -> None:
+    if main.exists() and output.resolve() not in state.files:
+        raise LedgerError(
+            f"the ledger does not include the Stripe output file {output}",
+            where=str(main),
+            fix=f'add the line: include "{_relative(output, main.parent)}"',
+        )
+
+
+def append(path: Path, blocks: Sequence[str], header: str) -> bool:
+    """Append text blocks to ``path`` atomically (the whole file is replaced in one rename)."""
+    try:
+        old = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        old = header
+    if not blocks:
+        return False
+    body = old if old.endswith("\n") or not old else old + "\n"
+    new = body + "\n" + "\n".join(b.rstrip("\n") + "\n" for b in blocks)
+    return write_atomic(path, new)
+
+
+def _relative(target: Path, base: Path) -> str:
+    try:
+        return str(target.resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(target.resolve())
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')

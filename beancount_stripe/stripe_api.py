@@ -1,0 +1,211 @@
+"""The only module that talks to Stripe.
+
+It wraps the official SDK's ``StripeClient`` (``base_addresses`` points it at the simulator in tests
+and the demo), adds what the SDK lacks (retrying a plain 429 with backoff, a client-side rate limit
+shared by concurrent windows), and turns SDK exceptions into the project's typed errors. It returns
+plain dicts in Stripe's wire shape so nothing above it depends on the SDK.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import stripe
+
+from beancount_stripe.errors import (
+    BeancountStripeError,
+    StripeAccessError,
+    StripeUnavailableError,
+)
+
+PAGE_SIZE = 100
+_KEY_RE = re.compile(r"\b([sr]k_(?:test|live)_)[0-9A-Za-z_]+")
+
+
+def mask_secrets(text: str) -> str:
+    """Replace anything shaped like a Stripe key with its masked form (prefix + last 4)."""
+
+    def repl(m: re.Match[str]) -> str:
+        return f"{m.group(1)}…{m.group(0)[-4:]}"
+
+    return _KEY_RE.sub(repl, text)
+
+
+class RateLimiter:
+    """A token bucket shared by all threads of one fetch (Stripe: 25 req/s test, 100 live)."""
+
+    def __init__(self, per_second: float | None) -> None:
+        self.per_second = per_second
+        self._lock = threading.Lock()
+        self._next = 0.0
+
+    def wait(self) -> None:
+        if not self.per_second:
+            return
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + 1.0 / self.per_second
+        delay = start - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+
+class StripeGateway:
+    """Read-only access to one Stripe account (directly, or through a Connect platform key)."""
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        client_id: str,
+        api_base: str | None = None,
+        stripe_account: str | None = None,
+        max_retries: int = 6,
+        backoff: float = 0.5,
+        rate_limit: float | None = 20.0,
+        timeout: float = 80.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        base = {"api": api_base} if api_base else None
+        self._client = stripe.StripeClient(
+            api_key,
+            base_addresses=base,  # type: ignore[arg-type]
+            max_network_retries=2,
+            http_client=stripe.RequestsClient(timeout=timeout),
+        )
+        self._key_tail = api_key[-4:]
+        self.client_id = client_id
+        self.api_base = api_base or "https://api.stripe.com"
+        self.stripe_account = stripe_account
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.limiter = RateLimiter(rate_limit)
+        self._sleep = sleep
+        self.request_count = 0
+
+    # -- public calls ---------------------------------------------------------------------------
+
+    def account(self, *, as_connected: bool = True) -> dict[str, Any]:
+        """``GET /v1/account``: the account the key opens (the connected one in Connect mode)."""
+        opts = self._options() if as_connected else {}
+        return self._call(
+            lambda: self._client.v1.accounts.retrieve_current(options=opts),  # type: ignore[arg-type]
+            "GET /v1/account",
+        )
+
+    def balance(self) -> dict[str, Any]:
+        """``GET /v1/balance``."""
+        return self._call(
+            lambda: self._client.v1.balance.retrieve(options=self._options()),  # type: ignore[arg-type]
+            "GET /v1/balance",
+        )
+
+    def balance_transactions(
+        self,
+        *,
+        created_gte: int | None = None,
+        created_lt: int | None = None,
+        ending_before: str | None = None,
+        expand_source: bool = True,
+        on_page: Callable[[int], None] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every BT in the window, page by page (newest first, or oldest-first with ending_before).
+
+        Pages are requested one at a time so a failed page is retried on its own, never restarted
+        from the top (restarting would be correct but wasteful on long histories).
+        """
+        params: dict[str, Any] = {"limit": PAGE_SIZE}
+        created: dict[str, int] = {}
+        if created_gte is not None:
+            created["gte"] = created_gte
+        if created_lt is not None:
+            created["lt"] = created_lt
+        if created:
+            params["created"] = created
+        if expand_source:
+            params["expand"] = ["data.source"]
+        cursor_key, cursor = ("ending_before", ending_before) if ending_before else ("", None)
+        while True:
+            page_params = dict(params)
+            if cursor_key and cursor:
+                page_params[cursor_key] = cursor
+            page = self._call(
+                lambda p=page_params: self._client.v1.balance_transactions.list(  # type: ignore[misc]
+                    params=p,
+                    options=self._options(),  # type: ignore[arg-type]
+                ),
+                "GET /v1/balance_transactions",
+            )
+            items = page.get("data") or []
+            if on_page:
+                on_page(len(items))
+            if ending_before:
+                # ending_before pages come newest-first; walking toward newer items means the next
+                # cursor is the newest item of this page.
+                yield from items
+                if not page.get("has_more") or not items:
+                    return
+                cursor_key, cursor = "ending_before", items[0]["id"]
+            else:
+                yield from items
+                if not page.get("has_more") or not items:
+                    return
+                cursor_key, cursor = "starting_after", items[-1]["id"]
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _options(self) -> dict[str, Any]:
+        return {"stripe_account": self.stripe_account} if self.stripe_account else {}
+
+    def _call(self, fn: Callable[[], Any], what: str) -> dict[str, Any]:
+        """Run one request with rate limiting, retries with jittered backoff, and typed errors."""
+        attempt = 0
+        while True:
+            self.limiter.wait()
+            self.request_count += 1
+            try:
+                result = fn()
+                return result.to_dict() if hasattr(result, "to_dict") else dict(result)
+            except stripe.AuthenticationError as e:
+                raise StripeAccessError(
+                    f"Stripe refused the API key (HTTP 401) on {what}: {_msg(e)}",
+                    where=f"client {self.client_id}",
+                    fix="check the key source configured for this client (a restricted read-only "
+                    "key `rk_…` with read access to balance transactions is recommended)",
+                ) from None
+            except stripe.PermissionError as e:
+                account = self.stripe_account or "the key's own account"
+                raise StripeAccessError(
+                    f"the key has no access to {account} (HTTP 403) on {what}: {_msg(e)}",
+                    where=f"client {self.client_id}",
+                    fix="check `stripe_account` and, in Connect mode, that the platform key is "
+                    "connected to that account; or grant the restricted key read access",
+                ) from None
+            except (stripe.RateLimitError, stripe.APIConnectionError, stripe.APIError) as e:
+                # APIError covers 5xx/409 after the SDK's own retries; RateLimitError a plain 429,
+                # which the SDK never retries; APIConnectionError drops and timeouts.
+                attempt += 1
+                if attempt > self.max_retries:
+                    raise StripeUnavailableError(
+                        f"{what} kept failing after {self.max_retries} retries: {_msg(e)}",
+                        where=f"client {self.client_id} ({self.api_base})",
+                        fix="try again later; nothing was written, the next sync resumes",
+                    ) from None
+                delay = min(self.backoff * 2 ** (attempt - 1), 8.0)
+                self._sleep(random.uniform(delay / 2, delay))
+            except stripe.StripeError as e:
+                raise BeancountStripeError(
+                    f"Stripe rejected {what}: {_msg(e)}",
+                    where=f"client {self.client_id}",
+                ) from None
+
+
+def _msg(error: Exception) -> str:
+    text = getattr(error, "user_message", None) or str(error) or type(error).__name__
+    return mask_secrets(str(text))

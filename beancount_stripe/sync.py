@@ -1,0 +1,489 @@
+"""Orchestration: fetch → archive → book → write, for one client. Used by the CLI and Fava.
+
+The steps, and why they are ordered so:
+
+1. Read the key and check it opens the configured account, before anything is fetched or
+   written: the wrong client's books must never receive another client's money.
+2. Fetch. The time range is cut into months (in the client's time zone); a month that the archive
+   marks complete is skipped, the others are fetched concurrently from just before the newest
+   transaction already known (the overlap), under a shared rate limit. Each finished month is
+   written to the archive at once, so an interrupted backfill resumes where it stopped.
+3. Read ``/v1/balance``, then ask for anything newer than the newest transaction seen; repeat
+   until nothing arrived in between, so the balance and the transactions describe one instant.
+4. Book every archived transaction the ledger lacks (by ``stripe_id``): new ones, and any entry a
+   person deleted. Add ``open`` directives for new accounts and a ``balance`` assertion per
+   currency dated at the start of a day no later transaction can fall before.
+5. Append to the output file in one atomic rename.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from beancount.core import data
+
+from beancount_stripe import archive, booking, ledger
+from beancount_stripe.config import ClientConfig, resolve_key
+from beancount_stripe.errors import LedgerError, StripeAccessError
+from beancount_stripe.stripe_api import StripeGateway
+
+DEFAULT_OVERLAP = datetime.timedelta(days=2)
+API_BASE_ENV = "BEANCOUNT_STRIPE_API_BASE"
+STRIPE_EPOCH = 1262304000  # 2010-01-01: no Stripe account has older transactions
+
+Progress = Callable[[str, int, int], None]  # (client id, months done, months total)
+
+
+@dataclass
+class FetchResult:
+    """What one fetch saw: transactions by id, requests made, months fetched/skipped."""
+
+    transactions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    months_fetched: int = 0
+    months_skipped: int = 0
+    changed_files: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class SyncReport:
+    """The outcome of syncing one client, for the CLI summary, Fava, and tests."""
+
+    client: ClientConfig
+    fetched: int = 0
+    booked: list[data.Transaction] = field(default_factory=list)
+    by_type: Counter[str] = field(default_factory=Counter)
+    flagged: int = 0
+    stripe_balance: dict[str, int] = field(default_factory=dict)  # minor units, per currency
+    assertions: list[data.Balance] = field(default_factory=list)
+    assertion_date: datetime.date | None = None
+    warnings: list[str] = field(default_factory=list)
+    changed_files: list[Path] = field(default_factory=list)
+    text: str = ""  # what was (or, with dry_run, would be) appended
+    requests: int = 0
+    months_skipped: int = 0
+    dry_run: bool = False
+
+
+# -- connecting -------------------------------------------------------------------------------
+
+
+def gateway_for(
+    client: ClientConfig,
+    *,
+    api_base: str | None = None,
+    rate_limit: float | None = 20.0,
+    max_retries: int = 6,
+    backoff: float = 0.5,
+) -> StripeGateway:
+    """A gateway for ``client`` with its key read from its configured source."""
+    base = api_base or os.environ.get(API_BASE_ENV) or client.api_base
+    return StripeGateway(
+        resolve_key(client),
+        client_id=client.id,
+        api_base=base,
+        stripe_account=client.stripe_account if client.connect else None,
+        rate_limit=rate_limit,
+        max_retries=max_retries,
+        backoff=backoff,
+    )
+
+
+def verify_account(gateway: StripeGateway, client: ClientConfig) -> dict[str, Any]:
+    """Refuse unless the key opens exactly the configured account (and platform, if given)."""
+    if client.connect and client.platform_account:
+        platform = gateway.account(as_connected=False)
+        if platform.get("id") != client.platform_account:
+            raise StripeAccessError(
+                f"the platform key opens {platform.get('id')}, but the configuration expects "
+                f"platform {client.platform_account}; nothing was written",
+                where=f"client {client.id}",
+                fix="configure the right key source for this client, or correct `platform_account`",
+            )
+    acct = gateway.account()
+    if acct.get("id") != client.stripe_account:
+        raise StripeAccessError(
+            f"the key opens Stripe account {acct.get('id')}, but client {client.id} expects "
+            f"{client.stripe_account}; refusing to book another account's money into these "
+            "books. Nothing was written",
+            where=f"client {client.id}",
+            fix="give this client its own key (check the env var / file / keyring entry), or "
+            "correct `stripe_account` if the account id in the config is wrong",
+        )
+    return acct
+
+
+# -- time helpers ------------------------------------------------------------------------------
+
+
+def _local(ts: int, tz: ZoneInfo) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(ts, tz)
+
+
+def month_of(ts: int, tz: ZoneInfo) -> str:
+    return _local(ts, tz).strftime("%Y-%m")
+
+
+def _month_start(year: int, month: int, tz: ZoneInfo) -> int:
+    return int(datetime.datetime(year, month, 1, tzinfo=tz).timestamp())
+
+
+def _next_month(year: int, month: int) -> tuple[int, int]:
+    return (year + 1, 1) if month == 12 else (year, month + 1)
+
+
+def start_of_day(day: datetime.date, tz: ZoneInfo) -> int:
+    return int(datetime.datetime(day.year, day.month, day.day, tzinfo=tz).timestamp())
+
+
+@dataclass(frozen=True)
+class Window:
+    month: str
+    gte: int
+    lt: int
+    complete_after: int  # the month's end + overlap: fetched after this, the month is complete
+
+
+def plan_windows(
+    lower: int,
+    now: int,
+    tz: ZoneInfo,
+    complete_months: set[str],
+    newest_in_month: Mapping[str, int],
+    overlap: datetime.timedelta,
+) -> tuple[list[Window], int]:
+    """Month windows covering [lower, now], minus complete months; (windows, months skipped).
+
+    A month with archived transactions is fetched from the start of the day ``overlap`` before its
+    newest one: earlier transactions are already in the archive.
+    """
+    first = _local(lower, tz)
+    year, month = first.year, first.month
+    windows: list[Window] = []
+    skipped = 0
+    while True:
+        start = _month_start(year, month, tz)
+        if start > now:
+            break
+        ny, nm = _next_month(year, month)
+        end = _month_start(ny, nm, tz)
+        key = f"{year:04d}-{month:02d}"
+        if key in complete_months:
+            skipped += 1
+        else:
+            gte = max(start, _day_floor(lower, tz))
+            if key in newest_in_month:
+                resume = _day_floor(newest_in_month[key] - int(overlap.total_seconds()), tz)
+                gte = max(gte, resume)
+            windows.append(Window(key, gte, end, complete_after=end + int(overlap.total_seconds())))
+        year, month = ny, nm
+    return windows, skipped
+
+
+def _day_floor(ts: int, tz: ZoneInfo) -> int:
+    return start_of_day(_local(ts, tz).date(), tz)
+
+
+# -- fetch ---------------------------------------------------------------------------------------
+
+
+def _archive_state(client: ClientConfig) -> tuple[set[str], dict[str, Path]]:
+    complete: set[str] = set()
+    files: dict[str, Path] = {}
+    for month, path in archive.month_files(client.archive_dir):
+        header = archive.read_header(path)
+        if header is None:
+            continue
+        if header.stripe_account and header.stripe_account != client.stripe_account:
+            raise LedgerError(
+                f"this archive holds Stripe account {header.stripe_account}, but client "
+                f"{client.id} is {client.stripe_account}",
+                where=str(path),
+                fix="give each client its own `archive` directory",
+            )
+        files[month] = path
+        if header.complete:
+            complete.add(month)
+    return complete, files
+
+
+def read_archive(client: ClientConfig) -> dict[str, dict[str, Any]]:
+    """Every archived transaction of ``client`` by id."""
+    out: dict[str, dict[str, Any]] = {}
+    for _month, path in archive.month_files(client.archive_dir):
+        for bt in archive.read_transactions(path):
+            out[bt["id"]] = bt
+    return out
+
+
+def fetch(
+    client: ClientConfig,
+    gateway: StripeGateway,
+    *,
+    lower: int,
+    now: int,
+    overlap: datetime.timedelta = DEFAULT_OVERLAP,
+    write: bool = True,
+    workers: int = 4,
+    progress: Progress | None = None,
+) -> FetchResult:
+    """Fetch every month window not yet complete in the archive; write each month as it lands."""
+    tz = ZoneInfo(client.timezone)
+    complete, files = _archive_state(client)
+    newest: dict[str, int] = {}
+    for month, path in files.items():
+        if month in complete:
+            continue
+        bts = archive.read_transactions(path)
+        if bts:
+            newest[month] = max(b["created"] for b in bts)
+    windows, skipped = plan_windows(lower, now, tz, complete, newest, overlap)
+    result = FetchResult(months_skipped=skipped)
+    done = 0
+    if progress:
+        progress(client.id, 0, len(windows))
+
+    def run(window: Window) -> tuple[Window, list[dict[str, Any]]]:
+        got = list(gateway.balance_transactions(created_gte=window.gte, created_lt=window.lt))
+        return window, got
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for window, got in pool.map(run, windows):
+            # A month is only complete once fetched after its end plus the overlap.
+            finished = now >= window.complete_after
+            by_month: dict[str, list[dict[str, Any]]] = {}
+            for bt in got:
+                by_month.setdefault(month_of(bt["created"], tz), []).append(bt)
+                result.transactions[bt["id"]] = bt
+            if write and (got or window.month in files):
+                for month, rows in by_month.items() or [(window.month, [])]:
+                    if archive.write_month(
+                        client.archive_dir,
+                        month,
+                        client.id,
+                        client.stripe_account,
+                        rows,
+                        complete=finished and month == window.month,
+                    ):
+                        result.changed_files.append(archive.month_path(client.archive_dir, month))
+            result.months_fetched += 1
+            done += 1
+            if progress:
+                progress(client.id, done, len(windows))
+    return result
+
+
+def settle_balance(
+    client: ClientConfig,
+    gateway: StripeGateway,
+    known: dict[str, dict[str, Any]],
+    *,
+    write: bool,
+    max_rounds: int = 5,
+) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """Read /v1/balance so that it matches exactly the transactions in ``known``.
+
+    Returns (available + pending per currency, transactions that arrived meanwhile). The caller
+    adds those to what it books.
+    """
+    tz = ZoneInfo(client.timezone)
+    arrived: list[dict[str, Any]] = []
+    for _ in range(max_rounds):
+        bal = gateway.balance()
+        totals: dict[str, int] = {}
+        for part in ("available", "pending"):
+            for item in bal.get(part) or []:
+                cur = str(item["currency"]).lower()
+                totals[cur] = totals.get(cur, 0) + int(item["amount"])
+        newest = max(known.values(), key=lambda b: (b["created"], b["id"]), default=None)
+        if newest is None:
+            return totals, arrived
+        newer = [
+            bt
+            for bt in gateway.balance_transactions(ending_before=newest["id"])
+            if bt["id"] not in known
+        ]
+        if not newer:
+            return totals, arrived
+        for bt in newer:
+            known[bt["id"]] = bt
+        arrived.extend(newer)
+        if write:
+            by_month: dict[str, list[dict[str, Any]]] = {}
+            for bt in newer:
+                by_month.setdefault(month_of(bt["created"], tz), []).append(bt)
+            for month, rows in by_month.items():
+                archive.write_month(
+                    client.archive_dir,
+                    month,
+                    client.id,
+                    client.stripe_account,
+                    rows,
+                    complete=False,
+                )
+    raise LedgerError(
+        "Stripe kept receiving new transactions while the balance was read; nothing was booked",
+        where=f"client {client.id}",
+        fix="run the sync again",
+    )
+
+
+# -- sync ----------------------------------------------------------------------------------------
+
+
+def assertion_cutoff(
+    newest_created: int, tz: ZoneInfo, overlap: datetime.timedelta
+) -> datetime.date:
+    """The day a balance assertion is dated: no later fetch can book anything before it."""
+    return _local(newest_created - int(overlap.total_seconds()), tz).date()
+
+
+def derive_assertions(
+    client: ClientConfig,
+    all_bts: Iterable[Mapping[str, Any]],
+    stripe_totals: Mapping[str, int],
+    cutoff: datetime.date,
+) -> dict[str, int]:
+    """Balance per currency at the start of ``cutoff``: Stripe's balance minus later nets."""
+    tz = ZoneInfo(client.timezone)
+    start = start_of_day(cutoff, tz)
+    totals = {cur: int(v) for cur, v in stripe_totals.items()}
+    for bt in all_bts:
+        cur = str(bt["currency"]).lower()
+        totals.setdefault(cur, 0)
+        if bt["created"] >= start:
+            totals[cur] -= int(bt["net"])
+    return totals
+
+
+def sync_client(
+    client: ClientConfig,
+    *,
+    dry_run: bool = False,
+    now: int | None = None,
+    overlap: datetime.timedelta = DEFAULT_OVERLAP,
+    api_base: str | None = None,
+    gateway: StripeGateway | None = None,
+    progress: Progress | None = None,
+    workers: int = 4,
+) -> SyncReport:
+    """Fetch, book and write one client. See the module docstring for the order of steps."""
+    report = SyncReport(client=client, dry_run=dry_run)
+    tz = ZoneInfo(client.timezone)
+    now = int(time.time()) if now is None else now
+
+    # Read the ledger first: a broken config or ledger must fail before any network traffic.
+    state = ledger.scan(client.ledger, client.output)
+    ledger.check_included(client.ledger, client.output, state)
+
+    gw = gateway or gateway_for(client, api_base=api_base)
+    account = verify_account(gw, client)
+
+    newest_date = state.newest_date
+    if newest_date is not None:
+        lower = start_of_day(newest_date, tz) - int(overlap.total_seconds())
+    else:
+        lower = int(account.get("created") or STRIPE_EPOCH)
+    fetched = fetch(
+        client,
+        gw,
+        lower=lower,
+        now=now,
+        overlap=overlap,
+        write=not dry_run,
+        workers=workers,
+        progress=progress,
+    )
+    report.fetched = len(fetched.transactions)
+    report.months_skipped = fetched.months_skipped
+    report.changed_files.extend(fetched.changed_files)
+
+    known = read_archive(client)
+    known.update(fetched.transactions)
+    totals, arrived = settle_balance(client, gw, known, write=not dry_run)
+    report.fetched += len(arrived)
+    report.stripe_balance = totals
+    report.requests = gw.request_count
+
+    new_bts = [bt for bt in known.values() if bt["id"] not in state.stripe_ids]
+    entries = booking.book_all(new_bts, client)
+    report.booked = entries
+    report.by_type = Counter(str(bt["type"]) for bt in new_bts)
+    report.flagged = sum(1 for e in entries if e.flag == "!")
+
+    blocks: list[str] = []
+    newest = max((bt["created"] for bt in known.values()), default=None)
+    assertions: list[data.Balance] = []
+    if newest is not None:
+        cutoff = assertion_cutoff(newest, tz, overlap)
+        report.assertion_date = cutoff
+        expected = derive_assertions(client, known.values(), totals, cutoff)
+        for bal in booking.balance_assertions(client, cutoff, expected):
+            key = (bal.date, bal.account, bal.amount.currency)
+            if key in state.balances:
+                if _norm(state.balances[key]) != _norm(str(bal.amount.number)):
+                    report.warnings.append(
+                        f"{bal.date} balance {bal.account} is {state.balances[key]} "
+                        f"{bal.amount.currency} in the ledger, Stripe now says "
+                        f"{bal.amount.number} {bal.amount.currency}"
+                    )
+                continue
+            assertions.append(bal)
+    report.assertions = assertions
+
+    if entries or assertions:
+        first_date = min([e.date for e in entries] + [a.date for a in assertions])
+        used = {p.account for e in entries for p in e.postings}
+        used.update(a.account for a in assertions)
+        opens = ledger.open_directives(used, state.open_accounts, first_date)
+        if opens:
+            blocks.append(ledger.format_entries(opens))
+        if entries:
+            blocks.append(ledger.format_entries(entries))
+        if assertions:
+            blocks.append(ledger.format_entries(assertions))
+    report.text = "\n".join(blocks)
+
+    if dry_run or not blocks:
+        return report
+    main_text = ledger.ensure_main(
+        client.ledger, client.output, client.name, client.operating_currency
+    )
+    header = ledger.OUTPUT_HEADER.format(name=client.name, account=client.stripe_account)
+    if ledger.append(client.output, blocks, header):
+        report.changed_files.append(client.output)
+    if main_text is not None:
+        archive.write_atomic(client.ledger, main_text)
+        report.changed_files.append(client.ledger)
+    return report
+
+
+def fetch_client(
+    client: ClientConfig,
+    *,
+    now: int | None = None,
+    overlap: datetime.timedelta = DEFAULT_OVERLAP,
+    api_base: str | None = None,
+    gateway: StripeGateway | None = None,
+    progress: Progress | None = None,
+) -> FetchResult:
+    """Only fetch into the archive (for beangulp's ``import.py extract`` and Fava's Import page)."""
+    now = int(time.time()) if now is None else now
+    gw = gateway or gateway_for(client, api_base=api_base)
+    account = verify_account(gw, client)
+    # Complete months are skipped and the others resume from their newest transaction, so
+    # starting at the account's creation costs one request per month not yet complete.
+    lower = int(account.get("created") or STRIPE_EPOCH)
+    return fetch(client, gw, lower=lower, now=now, overlap=overlap, progress=progress)
+
+
+def _norm(number: str) -> str:
+    return number.replace(",", "").strip()
