@@ -206,7 +206,8 @@ class Problem:
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"
         path = f" {self.key_path}:" if self.key_path else ""
-        return f"{where}:{path} {self.message} (fix: {self.fix})"
+        label = "" if self.severity == "error" else f"{self.severity}: "
+        return f"{where}:{path} {label}{self.message} (fix: {self.fix})"
 
 
 class InvalidConfigError(ConfigError):
@@ -239,6 +240,8 @@ def _did_you_mean(word: str, choices: Iterable[str]) -> str | None:
 
 
 def _type_name(value: object) -> str:
+    if value is _BAD:
+        return "an unreadable value"
     if value is None:
         return "nothing (null)"
     if isinstance(value, bool):
@@ -267,6 +270,7 @@ class _Report:
         self.file = file
         self.lines: dict[str, int] = {}
         self.problems: list[Problem] = []
+        self.key_reported: set[str] = set()  # `key:` paths whose literal key is already reported
 
     def line(self, path: str) -> int | None:
         while True:
@@ -303,12 +307,15 @@ class _Report:
 # -- YAML nodes → Python values, remembering lines ---------------------------------------------
 
 
+_Scalar = tuple[str, int, int, str]  # (key path, first line, last line, text) of a scalar
+
+
 class _Converter:
     def __init__(self, report: _Report) -> None:
         self.report = report
         self.constructor = yaml.constructor.SafeConstructor()
         self.active: set[int] = set()
-        self.scalars: list[tuple[str, int, str]] = []  # (path, line, text) of every scalar
+        self.scalars: list[_Scalar] = []
 
     def convert(self, node: yaml.Node, path: str) -> Any:
         self.report.lines.setdefault(path, node.start_mark.line + 1)
@@ -321,20 +328,26 @@ class _Converter:
                 return self._mapping(node, path)
             if isinstance(node, yaml.SequenceNode):
                 return [self.convert(item, _join(path, i)) for i, item in enumerate(node.value)]
-            self.scalars.append((path, node.start_mark.line + 1, str(node.value)))
+            span = (node.start_mark.line + 1, node.end_mark.line + 1)
+            self.scalars.append((path, *span, str(node.value)))
             try:
                 return self.constructor.construct_object(node, deep=True)
-            except yaml.YAMLError as exc:
-                self.report.add(path, f"cannot read value: {exc}", "write a plain value")
-                return None
+            except Exception as exc:  # e.g. `!!int abc` raises ValueError; never echo the value
+                why = exc.problem if isinstance(exc, yaml.MarkedYAMLError) else None
+                self.report.add(
+                    path,
+                    f"cannot read this value ({why or 'it does not fit its YAML tag'})",
+                    "write a plain value without a `!tag`",
+                )
+                return _BAD
         finally:
             self.active.discard(id(node))
 
     def _mapping(self, node: yaml.MappingNode, path: str) -> dict[str, Any]:
         try:
             self.constructor.flatten_mapping(node)  # resolve `<<: *anchor` merges in place
-        except yaml.YAMLError as exc:
-            self.report.add(path, f"invalid merge key: {exc}", "merge only mappings with `<<:`")
+        except yaml.YAMLError:
+            self.report.add(path, "invalid merge key `<<`", "merge only mappings with `<<: *name`")
         out: dict[str, Any] = {}
         first_line: dict[str, int] = {}
         for knode, vnode in node.value:
@@ -344,7 +357,7 @@ class _Converter:
                 continue
             key = str(knode.value)
             child = _join(path, key)
-            self.scalars.append((child, line, key))
+            self.scalars.append((child, line, knode.end_mark.line + 1, key))
             if key in out:
                 self.report.add(
                     child,
@@ -359,7 +372,7 @@ class _Converter:
         return out
 
 
-def _parse(path: Path, report: _Report) -> tuple[Any, list[tuple[str, int, str]], str]:
+def _parse(path: Path, report: _Report) -> tuple[Any, list[_Scalar], str]:
     """Read and compose the file. Returns (data, scalars, text); data is None on failure."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -391,7 +404,7 @@ def _parse(path: Path, report: _Report) -> tuple[Any, list[tuple[str, int, str]]
         )
         return None, [], text
     except yaml.YAMLError as exc:
-        report.add("", f"malformed YAML: {exc}", "check the YAML syntax", line=1)
+        report.add("", f"malformed YAML ({type(exc).__name__})", "check the YAML syntax", line=1)
         return None, [], text
     if root is None:
         report.add(
@@ -463,8 +476,12 @@ def _check_key_source(report: _Report, path: str, value: Any, client_id: str | N
     if not isinstance(value, str) or not value.strip():
         _is_str(report, path, value, "`key`", fix)
         return None
+    if re.fullmatch(r"[A-Z_][A-Z0-9_]*", value):  # a bare variable name: `env:` forgotten
+        report.add(path, f"`{value}` is not a key source", f"write `key: env:{value}`")
+        return None
     if LITERAL_KEY_RE.search(value) or (":" not in value and value != "keyring"):
         # Looks like the key itself rather than where to find it. Never echo it.
+        report.key_reported.add(path)
         env = f"{(client_id or 'client').upper().replace('-', '_')}_STRIPE_KEY"
         report.add(
             path,
@@ -519,6 +536,8 @@ _BAD = object()  # marks a present-but-invalid field (so defaults don't silently
 
 def _check_field(report: _Report, key: str, value: Any, path: str, client_id: str | None) -> Any:
     """Validate one field; return its normalized value or ``_BAD``."""
+    if value is _BAD:  # unreadable YAML value, already reported
+        return _BAD
     if key == "id":
         fix = "use lower-case letters, digits, `-` and `_`, starting with a letter or digit"
         if not _is_str(report, path, value, "`id`", fix):
@@ -629,6 +648,8 @@ def _check_accounts(report: _Report, path: str, value: Any) -> Any:
                 f"did you mean `{hint}`?" if hint else f"use one of: {', '.join(DEFAULT_ACCOUNTS)}",
             )
             continue
+        if name is _BAD:
+            continue
         if key == "fee_tax" and (name is None or name == ""):
             out[key] = ("", sub)
             continue
@@ -665,30 +686,30 @@ def _check_mapping_keys(
         )
 
 
-def _scan_literal_keys(report: _Report, scalars: list[tuple[str, int, str]], text: str) -> None:
-    """Flag any Stripe secret pasted into the file: in values, keys, or comments."""
-    found: set[str] = set()
-    for path, line, value in scalars:
-        if _KEY_FIELD_RE.fullmatch(path):
-            continue  # `key:` values get a specific message from _check_key_source
+def _scan_literal_keys(report: _Report, scalars: list[_Scalar], text: str) -> None:
+    """Flag any Stripe secret pasted into the file: in values, keys, or comments.
+
+    Runs after the field checks so a `key:` field already reported is not reported twice.
+    """
+    covered: set[tuple[int, str]] = set()  # (line, secret) already reported or covered by a value
+    for path, first, last, value in scalars:
+        skip = path in report.key_reported
         for m in LITERAL_KEY_RE.finditer(value):
-            found.add(m.group(0))
-            report.add(
-                path,
-                f"a Stripe API key is written in the configuration ({mask_key(m.group(0))})",
-                _FIX_MOVE_KEY,
-                line=line,
-            )
-    key_values = [v for p, _, v in scalars if _KEY_FIELD_RE.fullmatch(p)]
+            covered.update((n, m.group(0)) for n in range(first, last + 1))
+            if not skip:
+                report.add(
+                    path,
+                    f"a Stripe API key is written in the configuration ({mask_key(m.group(0))})",
+                    _FIX_MOVE_KEY,
+                    line=first,
+                )
     for lineno, line_text in enumerate(text.splitlines(), start=1):
         for m in LITERAL_KEY_RE.finditer(line_text):
-            secret = m.group(0)
-            if secret in found or any(secret in v for v in key_values):
+            if (lineno, m.group(0)) in covered:
                 continue
-            found.add(secret)
             report.add(
                 "",
-                f"a Stripe API key is written in the file ({mask_key(secret)})",
+                f"a Stripe API key is written in the file ({mask_key(m.group(0))})",
                 _FIX_MOVE_KEY,
                 line=lineno,
             )
@@ -701,6 +722,14 @@ def _scan_literal_keys(report: _Report, scalars: list[tuple[str, int, str]], tex
 class _Built:
     clients: list[ClientConfig]
     keys: list[tuple[str, KeySource, str]]  # (client id, source, key path) for check_config
+
+
+@dataclass
+class _Partial:
+    client: ClientConfig | None  # None when the client has problems
+    id: str | None
+    output: Path | None
+    archive: Path | None
 
 
 def _resolve_path(base: Path, p: Path) -> Path:
@@ -771,37 +800,40 @@ def _build(report: _Report, config_path: Path, data: Any) -> _Built:
                 "write the client as `- id: …` followed by indented `name:`, `key:` … lines",
             )
             continue
-        client = _build_client(report, base, config_path, raw, cpath, defaults, built)
-        if client is None:
-            continue
-        if client.id in seen_ids:
-            first = seen_ids[client.id]
-            report.add(
-                _join(cpath, "id"),
-                f"duplicate client id `{client.id}` (also used by {first} on line "
-                f"{report.line(_join(first, 'id'))})",
-                "give every client a unique id",
-            )
-        else:
-            seen_ids[client.id] = cpath
-        for attr, seen, label in (
-            ("output", seen_output, "output file"),
-            ("archive_dir", seen_archive, "archive directory"),
-        ):
-            target = getattr(client, attr).resolve()
-            key = "output" if attr == "output" else "archive"
-            if target in seen:
-                other = seen[target]
-                explicit = key in raw
+        part = _build_client(report, base, config_path, raw, cpath, defaults, built)
+        if part.id is not None:
+            if part.id in seen_ids:
+                first = seen_ids[part.id]
                 report.add(
-                    _join(cpath, key) if explicit else _join(cpath, "ledger"),
-                    f"same {label} as {other} (line {report.line(other)}): {target}",
-                    f"give each client its own `{key}:`"
-                    + ("" if explicit else " (the default lies beside `ledger`)"),
+                    _join(cpath, "id"),
+                    f"duplicate client id `{part.id}` (also used by {first} on line "
+                    f"{report.line(_join(first, 'id'))})",
+                    "give every client a unique id",
                 )
             else:
-                seen[target] = cpath
-        built.clients.append(client)
+                seen_ids[part.id] = cpath
+        for key, target, seen, label in (
+            ("output", part.output, seen_output, "output file"),
+            ("archive", part.archive, seen_archive, "archive directory"),
+        ):
+            if target is None:
+                continue
+            target = target.resolve()
+            explicit = key in raw
+            if target in seen:
+                other = seen[target]
+                report.add(
+                    _join(cpath, key) if explicit else _join(cpath, "ledger"),
+                    f"same {label} as {other}: {target}",
+                    f"give each client its own `{key}:`"
+                    + ("" if explicit else " (by default it lies beside `ledger`)"),
+                )
+            else:
+                at = report.line(_join(cpath, key) if explicit else _join(cpath, "ledger"))
+                name = f" `{part.id}`" if part.id else ""
+                seen[target] = f"{cpath}{name} (line {at})"
+        if part.client is not None:
+            built.clients.append(part.client)
     return built
 
 
@@ -813,7 +845,8 @@ def _build_client(
     cpath: str,
     defaults: dict[str, tuple[Any, str]],
     built: _Built,
-) -> ClientConfig | None:
+) -> _Partial:
+    """Validate one client; the partial result feeds the cross-client checks even if invalid."""
     _check_mapping_keys(report, raw, cpath, CLIENT_KEYS, "a client")
     raw_id = raw.get("id")
     cid = raw_id if isinstance(raw_id, str) and _ID_RE.fullmatch(raw_id) else None
@@ -846,7 +879,8 @@ def _build_client(
     if "platform_account" in vals and connect is not True and connect is not _BAD:
         report.add(
             vals["platform_account"][1],
-            "`platform_account` is only used with `connect: true`",
+            "`platform_account` is only used with `connect: true`"
+            + (f" (client `{cid}`)" if vals["platform_account"][1].startswith("defaults") else ""),
             "add `connect: true` if the key is the platform's key, otherwise remove "
             "`platform_account`",
         )
@@ -878,8 +912,17 @@ def _build_client(
         if key_source is not None and cid is not None:
             built.keys.append((cid, key_source, vals["key"][1]))
 
-    if not ok or cid is None or key_source is None:
-        return None
+    ledger = _resolve_path(base, vals["ledger"][0]) if _ok(vals, "ledger") else None
+    paths: dict[str, Path | None] = {}
+    for key, default in (("output", "stripe.beancount"), ("archive", "archive")):
+        if key in vals:  # only clients set these (not allowed in defaults)
+            paths[key] = _resolve_path(base, vals[key][0]) if _ok(vals, key) else None
+        else:
+            paths[key] = ledger.parent / default if ledger else None
+    output, archive = paths["output"], paths["archive"]
+
+    if not ok or cid is None or key_source is None or not ledger or not output or not archive:
+        return _Partial(None, cid, output, archive)
 
     account_name = vals.get("account_name", (camel_case(cid), ""))[0]
     overrides: dict[str, str] = {}
@@ -887,13 +930,7 @@ def _build_client(
         overrides.update({k: t for k, (t, _) in defaults["accounts"][0].items()})
     if "accounts" in raw:
         overrides.update({k: t for k, (t, _) in vals["accounts"][0].items()})
-
-    ledger = _resolve_path(base, vals["ledger"][0])
-    output = vals.get("output", (Path("stripe.beancount"), ""))[0]
-    archive = vals.get("archive", (Path("archive"), ""))[0]
-    output = _resolve_path(base, output) if "output" in vals else ledger.parent / output
-    archive = _resolve_path(base, archive) if "archive" in vals else ledger.parent / archive
-    return ClientConfig(
+    client = ClientConfig(
         id=cid,
         name=vals["name"][0],
         stripe_account=vals["stripe_account"][0],
@@ -910,14 +947,19 @@ def _build_client(
         source_file=config_path.absolute(),
         source_line=report.line(cpath),
     )
+    return _Partial(client, cid, output, archive)
+
+
+def _ok(vals: dict[str, tuple[Any, str]], key: str) -> bool:
+    return key in vals and vals[key][0] is not _BAD
 
 
 def _analyse(path: str | Path) -> tuple[Path, _Report, _Built]:
     config_path = Path(path)
     report = _Report(str(path))
     data, scalars, text = _parse(config_path, report)
-    _scan_literal_keys(report, scalars, text)
     built = _build(report, config_path, data)
+    _scan_literal_keys(report, scalars, text)
     return config_path, report, built
 
 

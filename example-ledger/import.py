@@ -1,0 +1,22 @@
+#!/usr/bin/env python3
+"""beangulp import script for the example clients; also Fava's `import-config`.
+
+    python import.py identify acme/archive
+    python import.py extract acme/archive -e acme/ledger.beancount
+
+Importers come from ../config/clients.yaml (one per client), so `extract` books exactly what
+`beancount-stripe sync` books, and skips what the ledger already has (by stripe_id).
+"""
+
+from pathlib import Path
+
+import beangulp
+
+from beancount_stripe.importer import importers_from_config
+
+HERE = Path(__file__).resolve().parent
+CONFIG = importers_from_config(HERE.parent / "config" / "clients.yaml")
+HOOKS: list = []
+
+if __name__ == "__main__":
+    beangulp.Ingest(CONFIG, HOOKS)()
