@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
@@ -271,23 +272,28 @@ def format_report(report: SyncReport, ledger_totals: dict[str, Decimal] | None =
         f"{mode} {len(report.booked):,} new entr{'y' if len(report.booked) == 1 else 'ies'}",
     ]
     if report.by_type:
-        kinds = ", ".join(f"{t} {n:,}" for t, n in sorted(report.by_type.items()))
-        lines.append(f"  by type: {kinds}")
+        ranked = report.by_type.most_common()
+        kinds = ", ".join(f"{t} {n:,}" for t, n in ranked[:8])
+        rest = sum(n for _t, n in ranked[8:])
+        more = f", {rest:,} more in {len(ranked) - 8} other types" if rest else ""
+        lines.append(f"  by type: {kinds}{more}")
+        by_account = Counter(e.postings[-1].account for e in report.booked)
+        accounts = ", ".join(f"{a} {n:,}" for a, n in by_account.most_common())
+        lines.append(f"  by counter-account: {accounts}")
     if report.stripe_balance:
         lines.append(f"  {c.accounts.clearing} per currency (Stripe balance = available+pending):")
         for cur in sorted(report.stripe_balance):
             stripe_amount = _fmt(report.stripe_balance[cur], cur)
             if ledger_totals is not None:
-                booked = ledger_totals.get(cur.upper(), Decimal(0))
-                ok = booked == currency.to_decimal(report.stripe_balance[cur], cur)
+                booked_minor = currency.to_minor(ledger_totals.get(cur.upper(), Decimal(0)), cur)
+                ok = booked_minor == report.stripe_balance[cur]
+                booked = _fmt(booked_minor, cur)
                 mark = (
                     click.style("ties out", fg="green") if ok else click.style("DIFFERS", fg="red")
                 )
-                lines.append(
-                    f"    {cur.upper()}: ledger {booked:,} / Stripe {stripe_amount}  {mark}"
-                )
+                lines.append(f"    ledger {booked} / Stripe {stripe_amount}  {mark}")
             else:
-                lines.append(f"    {cur.upper()}: Stripe {stripe_amount}")
+                lines.append(f"    Stripe {stripe_amount}")
     if report.assertion_date:
         state = "new" if report.assertions else "already in the ledger"
         lines.append(f"  balance assertion dated {report.assertion_date} ({state})")
@@ -386,3 +392,7 @@ def bean_check(client: ClientConfig) -> tuple[bool, str, dict[str, Decimal]]:
         for pos in node.balance:
             totals[pos.units.currency] = pos.units.number
     return proc.returncode == 0, (proc.stdout + proc.stderr).strip(), totals
+
+
+if __name__ == "__main__":
+    main()

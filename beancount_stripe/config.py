@@ -35,7 +35,7 @@ DEFAULT_ACCOUNTS: dict[str, str] = {
     "transit": "Assets:{client}:Transfers:Stripe",
     "platform_revenue": "Income:{client}:Platform-Fees",
     "connect_transfers": "Expenses:{client}:Connect:Transfers",
-    "reserve": "Assets:{client}:Stripe:Reserve",
+    "reserve": "Assets:{client}:Reserves:Stripe",
     "capital_loan": "Liabilities:{client}:Stripe-Capital",
     "uncategorized": "Expenses:{client}:Uncategorized",
 }
@@ -930,6 +930,19 @@ def _build_client(
         overrides.update({k: t for k, (t, _) in defaults["accounts"][0].items()})
     if "accounts" in raw:
         overrides.update({k: t for k, (t, _) in vals["accounts"][0].items()})
+    accounts = make_accounts(account_name, overrides)
+    clearing = accounts.clearing + ":"
+    for field_name, acc in vars(accounts).items():
+        # Beancount's balance assertion sums an account with its sub-accounts, so an account
+        # under the clearing account would make every Stripe balance assertion fail.
+        if acc and acc.startswith(clearing):
+            report.add(
+                _join(_join(cpath, "accounts"), field_name),
+                f"`{acc}` lies under the clearing account `{accounts.clearing}`; Beancount's "
+                "balance assertions include sub-accounts, so Stripe balances never tie out",
+                f"move it out, e.g. `{acc.replace(clearing, accounts.clearing + '-', 1)}`",
+            )
+            return _Partial(None, cid, output, archive)
     client = ClientConfig(
         id=cid,
         name=vals["name"][0],
@@ -939,7 +952,7 @@ def _build_client(
         output=output,
         archive_dir=archive,
         timezone=vals.get("timezone", ("UTC", ""))[0],
-        accounts=make_accounts(account_name, overrides),
+        accounts=accounts,
         connect=bool(connect),
         platform_account=vals.get("platform_account", (None, ""))[0],
         api_base=vals.get("api_base", (None, ""))[0],

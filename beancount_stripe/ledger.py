@@ -37,6 +37,7 @@ class LedgerState:
     # (date, account, currency) -> amount text of existing balance assertions
     balances: dict[tuple[datetime.date, str, str], str] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
+    includes: set[Path] = field(default_factory=set)  # include targets, even not-yet-existing
 
     @property
     def newest_date(self) -> datetime.date | None:
@@ -99,6 +100,7 @@ def _scan_file(path: Path, state: LedgerState, seen: set[Path]) -> None:
                 pattern = m3.group(1)
                 base = path.parent
                 target = pattern if Path(pattern).is_absolute() else str(base / pattern)
+                state.includes.add(Path(target).resolve())
                 for inc in sorted(glob.glob(target)):
                     _scan_file(Path(inc).resolve(), state, seen)
         else:
@@ -149,7 +151,8 @@ def ensure_main(main: Path, output: Path, name: str, operating_currency: str | N
 
 
 def check_included(main: Path, output: Path, state: LedgerState) -> None:
-    if main.exists() and output.resolve() not in state.files:
+    target = output.resolve()
+    if main.exists() and target not in state.files and target not in state.includes:
         raise LedgerError(
             f"the ledger does not include the Stripe output file {output}",
             where=str(main),

@@ -1,4 +1,4 @@
-"""beangulp importer: same entries as sync, skips what the ledger has, works in Fava's Import page."""
+"""beangulp importer: same entries as sync, skips what the ledger has, works in Fava."""
 
 from __future__ import annotations
 
@@ -69,8 +69,10 @@ def test_saved_list_response_and_bare_array(
     folder.mkdir(parents=True)
     as_list = folder / "balance_transactions.json"
     as_list.write_text(
-        json.dumps({"object": "list", "url": "/v1/balance_transactions", "has_more": False,
-                    "data": bts}, indent=2)
+        json.dumps(
+            {"object": "list", "url": "/v1/balance_transactions", "has_more": False, "data": bts},
+            indent=2,
+        )
     )
     as_array = folder / "saved-array.json"
     as_array.write_text(json.dumps(bts))
@@ -96,8 +98,22 @@ def test_malformed_files_name_the_line(make_client: ClientFactory, tmp_path: Pat
     assert f"{path}:3" in str(info.value)
     bad_amount = tmp_path / "acme" / "x.json"
     bad_amount.parent.mkdir(exist_ok=True)
-    bad_amount.write_text(json.dumps([{"object": "balance_transaction", "id": "txn_1",
-        "amount": "12.00", "fee": 0, "net": 1200, "currency": "usd", "created": 1, "type": "charge"}]))
+    bad_amount.write_text(
+        json.dumps(
+            [
+                {
+                    "object": "balance_transaction",
+                    "id": "txn_1",
+                    "amount": "12.00",
+                    "fee": 0,
+                    "net": 1200,
+                    "currency": "usd",
+                    "created": 1,
+                    "type": "charge",
+                }
+            ]
+        )
+    )
     with pytest.raises(InputFileError) as info2:
         BalanceTransactionImporter(client).extract(str(bad_amount), [])
     assert "txn_1" in str(info2.value) and "amount" in str(info2.value)
@@ -133,15 +149,20 @@ def test_beangulp_extract_command(make_client: ClientFactory, tmp_path: Path) ->
     script = _write_import_script(tmp_path, cfg)
     out = subprocess.run(
         [sys.executable, str(script), "extract", str(client.archive_dir)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
-    n_archived = sum(len(archive.read_transactions(p)) for _m, p in archive.month_files(
-        client.archive_dir))
+    n_archived = sum(
+        len(archive.read_transactions(p)) for _m, p in archive.month_files(client.archive_dir)
+    )
     assert out.count('stripe_id: "txn_') == n_archived
     sync_client(client)
     again = subprocess.run(
         [sys.executable, str(script), "extract", str(client.archive_dir), "-e", str(client.ledger)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert 'stripe_id: "txn_' not in again
 
@@ -165,13 +186,18 @@ def test_fava_import_page_lists_and_extracts(make_client: ClientFactory, tmp_pat
     page = web.get("/acme/import/")
     assert page.status_code == 200
     listed = web.get("/acme/api/imports").get_json()["data"]
-    ours = [f for f in listed if any(i["importer_name"] == "beancount_stripe.acme"
-                                     for i in f["importers"])]
+    ours = [
+        f
+        for f in listed
+        if any(i["importer_name"] == "beancount_stripe.acme" for i in f["importers"])
+    ]
     months = archive.month_files(client.archive_dir)
     assert len(ours) == len(months)
     first = months[0][1]
-    got = web.get("/acme/api/extract", query_string={"filename": str(first),
-                                                     "importer": "beancount_stripe.acme"})
+    got = web.get(
+        "/acme/api/extract",
+        query_string={"filename": str(first), "importer": "beancount_stripe.acme"},
+    )
     assert got.status_code == 200, got.data[:500]
     entries = got.get_json()["data"]
     assert len(entries) == len(archive.read_transactions(first))

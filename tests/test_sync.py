@@ -26,7 +26,9 @@ def load_clean(path: Path) -> list[data.Directive]:
 
 def clearing_totals(entries: list[data.Directive], account: str) -> dict[str, Decimal]:
     node = realization.get(realization.realize(entries), account)
-    return {pos.units.currency: pos.units.number for pos in node.balance} if node else {}
+    return (
+        {pos.units.currency: pos.units.number for pos in node.balance} if node is not None else {}
+    )
 
 
 def expected_totals(world: World, account_id: str) -> dict[str, Decimal]:
@@ -34,6 +36,15 @@ def expected_totals(world: World, account_id: str) -> dict[str, Decimal]:
     for bt in world.accounts[account_id].history.transactions:
         totals[bt["currency"]] = totals.get(bt["currency"], 0) + bt["net"]
     return {c.upper(): currency.to_decimal(v, c) for c, v in totals.items() if v}
+
+
+def sim_now(world: World, account_id: str) -> int:
+    """The simulated clock: an hour after the account's newest transaction.
+
+    New activity in the simulator continues right after the history, so a sync must see the
+    same clock, not the wall clock (which would call those months long complete).
+    """
+    return max(bt["created"] for bt in world.accounts[account_id].history.transactions) + 3600
 
 
 def booked_ids(entries: list[data.Directive]) -> list[str]:
@@ -55,7 +66,9 @@ def test_full_sync_books_every_transaction_once_and_ties_out(
     assert {k: v for k, v in totals.items() if v} == expected_totals(world, client.stripe_account)
     balances = [e for e in entries if isinstance(e, data.Balance)]
     assert balances, "a balance assertion per currency must be written"
-    assert {b.amount.currency for b in balances} >= set(expected_totals(world, client.stripe_account))
+    assert {b.amount.currency for b in balances} >= set(
+        expected_totals(world, client.stripe_account)
+    )
 
 
 def test_second_sync_changes_no_byte(make_client: ClientFactory, tmp_path: Path) -> None:
@@ -71,9 +84,9 @@ def test_incremental_sync_after_new_activity(
     world: World, make_client: ClientFactory, sim: Simulator
 ) -> None:
     client = make_client()
-    sync_client(client)
+    sync_client(client, now=sim_now(world, client.stripe_account))
     world.add_activity(client.stripe_account, 40)
-    report = sync_client(client)
+    report = sync_client(client, now=sim_now(world, client.stripe_account))
     assert len(report.booked) == 40
     # the second run fetched only recent months, not the whole history again
     assert report.fetched < len(world.accounts[client.stripe_account].history.transactions)
@@ -220,11 +233,11 @@ def test_interrupted_backfill_resumes_and_skips_complete_months(
 
 def test_balance_assertion_survives_later_syncs(world: World, make_client: ClientFactory) -> None:
     client = make_client()
-    first = sync_client(client)
+    first = sync_client(client, now=sim_now(world, client.stripe_account))
     assert first.assertion_date is not None
     for _ in range(3):
         world.add_activity(client.stripe_account, 15)
-        sync_client(client)
+        sync_client(client, now=sim_now(world, client.stripe_account))
     entries = load_clean(client.ledger)  # every assertion written so far still holds
     dates = sorted({e.date for e in entries if isinstance(e, data.Balance)})
     assert dates[0] == first.assertion_date

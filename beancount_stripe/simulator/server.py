@@ -1,0 +1,760 @@
+"""A local HTTP stand-in for the parts of the Stripe API this project uses.
+
+Routes, auth, Connect, query parsing, paging, errors and headers follow STRIPE-FACTS §1, §2
+and §8, so the official ``stripe`` SDK talks to it exactly as to api.stripe.com (point
+``StripeClient(base_addresses={"api": sim.url})`` at it). Latency, a per-key rate limit and
+scripted faults make the unhappy paths testable. Stdlib only; loopback only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import random
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from .generator import balance_object
+from .index import Query, UnknownCursor
+from .world import SimAccount, World
+
+API_VERSION = "2026-09-30.endive"
+
+NO_KEY_MESSAGE = (
+    "You did not provide an API key. You need to provide your API key in the Authorization "
+    "header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY'). See "
+    "https://stripe.com/docs/api#authentication for details, or we can help at "
+    "https://support.stripe.com/."
+)
+MANUAL_PAYOUT_MESSAGE = (
+    "Balance transaction history can only be filtered on automatic transfers, not manual."
+)
+RATE_LIMIT_MESSAGE = (
+    "Request rate limit exceeded. You can learn more about rate limits here "
+    "https://stripe.com/docs/rate-limits."
+)
+LOCK_TIMEOUT_MESSAGE = (
+    "This object cannot be accessed right now because another API request or Stripe process "
+    "is currently accessing it. If you see this error intermittently, retry the request. If you "
+    "see this error frequently and are making multiple concurrent requests to a single object, "
+    "make your requests serially or at a lower rate. See https://stripe.com/docs/rate-limits "
+    "for more information."
+)
+API_ERROR_MESSAGE = (
+    "Sorry, something went wrong. We've already been notified of the problem, but if you need "
+    "any help, you can reach out to support.stripe.com/contact."
+)
+
+FAULT_KINDS = ("429", "429lock", "500", "503", "409", "drop")
+_FAULT_ALIASES = {"lock": "429lock", "lock_timeout": "429lock", "429_lock": "429lock"}
+
+#: Object routes beyond balance transactions: path segment -> (object name, error noun).
+_OBJECT_ROUTES: dict[str, tuple[str, str]] = {
+    "charges": ("charge", "charge"),
+    "payouts": ("payout", "payout"),
+    "refunds": ("refund", "refund"),
+    "disputes": ("dispute", "dispute"),
+    "customers": ("customer", "customer"),
+    "transfers": ("transfer", "transfer"),
+    "topups": ("topup", "topup"),
+    "application_fees": ("application_fee", "application fee"),
+}
+_LIST_PARAMS = {
+    "created",
+    "currency",
+    "ending_before",
+    "limit",
+    "payout",
+    "source",
+    "starting_after",
+    "type",
+}
+_RANGE = {"gt", "gte", "lt", "lte"}
+_EXPAND_KEY = re.compile(r"^expand(\[\d*\])?$")
+
+
+# --- faults ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class FaultPlan:
+    """Which API requests fail, and how.
+
+    ``at`` maps 1-based request numbers (counted over all API requests) to a fault kind;
+    ``rate`` adds random faults drawn per request number from ``seed`` (so the same plan
+    fails the same requests whatever the thread timing).
+    """
+
+    at: dict[int, str] = field(default_factory=dict)
+    rate: float = 0.0
+    seed: int = 0
+    kinds: tuple[str, ...] = FAULT_KINDS
+
+    @classmethod
+    def parse(cls, spec: str) -> FaultPlan:
+        """Parse ``"429@3,500@5,drop@7,429lock@9"`` and/or ``"rate=0.1,seed=4,kinds=500|drop"``.
+
+        ``KIND@A-B`` fails every request from A to B.
+        """
+        plan = cls()
+        for raw in spec.split(","):
+            token = raw.strip()
+            if not token:
+                continue
+            if "@" in token:
+                kind, _, where = token.partition("@")
+                kind = _kind(kind)
+                lo, _, hi = where.partition("-")
+                try:
+                    first, last = int(lo), int(hi or lo)
+                except ValueError:
+                    raise ValueError(f"bad fault position in {token!r}") from None
+                if first < 1 or last < first:
+                    raise ValueError(f"bad fault position in {token!r}")
+                for n in range(first, last + 1):
+                    plan.at[n] = kind
+            elif "=" in token:
+                name, _, value = token.partition("=")
+                name = name.strip()
+                try:
+                    if name == "rate":
+                        plan.rate = float(value)
+                        if not 0.0 <= plan.rate <= 1.0:
+                            raise ValueError
+                    elif name == "seed":
+                        plan.seed = int(value)
+                    elif name == "kinds":
+                        plan.kinds = tuple(_kind(k) for k in value.split("|") if k.strip())
+                    else:
+                        raise KeyError(name)
+                except ValueError:
+                    raise ValueError(f"bad value in fault option {token!r}") from None
+                except KeyError:
+                    raise ValueError(f"unknown fault option {name!r}") from None
+            else:
+                raise ValueError(f"cannot read fault {token!r} (use KIND@N or rate=P)")
+        return plan
+
+    def fault_for(self, n: int) -> str | None:
+        """The fault for API request number ``n``, if any."""
+        if n in self.at:
+            return self.at[n]
+        if self.rate > 0 and self.kinds:
+            rng = random.Random(f"{self.seed}|{n}")
+            if rng.random() < self.rate:
+                return rng.choice(self.kinds)
+        return None
+
+
+def _kind(text: str) -> str:
+    kind = _FAULT_ALIASES.get(text.strip().lower(), text.strip().lower())
+    if kind not in FAULT_KINDS:
+        raise ValueError(f"unknown fault kind {text!r} (one of {', '.join(FAULT_KINDS)})")
+    return kind
+
+
+# --- errors ---------------------------------------------------------------------------------------
+
+
+class ApiError(Exception):
+    """An error response in Stripe's JSON shape."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body: dict[str, Any] = {"message": message, "type": type}
+        if code is not None:
+            self.body["code"] = code
+            self.body["doc_url"] = f"https://stripe.com/docs/error-codes/{code.replace('_', '-')}"
+        if param is not None:
+            self.body["param"] = param
+        self.headers = headers or {}
+
+
+def mask_key(key: str) -> str:
+    """Stripe's masked form of a key: its prefix, asterisks and the last four characters."""
+    match = re.match(r"^((?:sk|rk|pk)_(?:test|live)_)", key)
+    prefix = match.group(1) if match else ""
+    return f"{prefix}****{key[-4:]}" if len(key) > len(prefix) + 4 else f"{prefix}****"
+
+
+def _invalid_integer(value: str, param: str) -> ApiError:
+    return ApiError(400, f"Invalid integer: {value}", param=param)
+
+
+def _int(value: str, param: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise _invalid_integer(value, param) from None
+
+
+# --- the simulator --------------------------------------------------------------------------------
+
+
+class Simulator:
+    """The HTTP server; use as a context manager or call ``start()`` / ``stop()``."""
+
+    def __init__(
+        self,
+        world: World,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        latency: float = 0.0,
+        rate_limit: float | None = None,
+        faults: FaultPlan | None = None,
+        now: Callable[[], int] | None = None,
+    ) -> None:
+        self.world = world
+        self.latency = latency
+        self.rate_limit = rate_limit
+        self.faults = faults or FaultPlan()
+        self.now: Callable[[], int] = now or (lambda: int(time.time()))
+        self.requests: list[tuple[str, str, str | None]] = []
+        self.request_details: list[dict[str, Any]] = []
+        self._count = 0
+        self._lock = threading.Lock()
+        self._buckets: dict[str, tuple[float, float]] = {}
+        server_class = _Server6 if ":" in host else _Server
+        self._server = server_class((host, port), _Handler)
+        self._server.simulator = self
+        self._thread: threading.Thread | None = None
+
+    # lifecycle
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://[{host}]:{port}" if ":" in str(host) else f"http://{host}:{port}"
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def request_count(self) -> int:
+        """API requests received so far (admin routes excluded)."""
+        return self._count
+
+    def start(self) -> Simulator:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name="stripe-simulator",
+                daemon=True,
+            )
+            self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until interrupted (used by the CLI)."""
+        try:
+            self._server.serve_forever(poll_interval=0.2)
+        finally:
+            self._server.server_close()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._server.server_close()
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # bookkeeping used by the handler
+
+    def _next_request(self) -> int:
+        with self._lock:
+            self._count += 1
+            return self._count
+
+    def _log(self, method: str, path: str, account: str | None, query: str, status: int) -> None:
+        with self._lock:
+            self.requests.append((method, path, account))
+            self.request_details.append(
+                {
+                    "method": method,
+                    "path": path,
+                    "account": account,
+                    "query": query,
+                    "status": status,
+                }
+            )
+
+    def _take_token(self, key: str) -> bool:
+        if not self.rate_limit:
+            return True
+        rate = float(self.rate_limit)
+        capacity = max(1.0, rate)
+        with self._lock:
+            now = time.monotonic()
+            tokens, last = self._buckets.get(key, (capacity, now))
+            tokens = min(capacity, tokens + (now - last) * rate)
+            if tokens < 1.0:
+                self._buckets[key] = (tokens, now)
+                return False
+            self._buckets[key] = (tokens - 1.0, now)
+            return True
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    simulator: Simulator
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "stripe-simulator"
+    disable_nagle_algorithm = True  # headers and body go out at once, no 40 ms delayed-ACK stall
+    timeout = 60
+    server: _Server
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return  # tests and the CLI stay quiet; the request log is on the Simulator
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    # plumbing
+
+    def _dispatch(self, method: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        parts = urlsplit(self.path)
+        path, query = parts.path, parts.query
+        sim = self.server.simulator
+        if path.startswith("/_simulator/"):
+            self._admin(method, path, query)
+            return
+        n = sim._next_request()
+        if sim.latency > 0:
+            time.sleep(sim.latency)
+        fault = sim.faults.fault_for(n)
+        account_id: str | None = None
+        status = 200
+        try:
+            if fault == "drop":
+                sim._log(method, path, None, query, 0)
+                self._drop()
+                return
+            if fault is not None:
+                raise _fault_error(fault)
+            key_account, key = self._authenticate()
+            if not sim._take_token(key):
+                raise ApiError(429, RATE_LIMIT_MESSAGE, code="rate_limit")
+            account = self._acting_account(key_account, key)
+            account_id = account.id
+            body = _Api(sim, account, key_account).route(method, path, query)
+        except ApiError as err:
+            status = err.status
+            sim._log(method, path, account_id, query, status)
+            self._send(status, {"error": err.body}, err.headers, n)
+            return
+        sim._log(method, path, account_id, query, status)
+        self._send(status, body, {}, n)
+
+    def _authenticate(self) -> tuple[SimAccount, str]:
+        header = self.headers.get("Authorization", "").strip()
+        key = ""
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer":
+            key = value.strip()
+        elif scheme.lower() == "basic":
+            try:
+                key = base64.b64decode(value.strip()).decode("utf-8").partition(":")[0]
+            except (binascii.Error, UnicodeDecodeError):
+                key = ""
+        if not key:
+            raise ApiError(401, NO_KEY_MESSAGE)
+        account = self.server.simulator.world.account_for_key(key)
+        if account is None:
+            raise ApiError(401, f"Invalid API Key provided: {mask_key(key)}")
+        return account, key
+
+    def _acting_account(self, key_account: SimAccount, key: str) -> SimAccount:
+        target = self.headers.get("Stripe-Account")
+        if not target:
+            return key_account
+        target = target.strip()
+        world = self.server.simulator.world
+        account = world.account(target)
+        if account is None or not world.may_act_for(key_account, target):
+            raise ApiError(
+                403,
+                f"The provided key '{mask_key(key)}' does not have access to account "
+                f"'{target}' (or that account does not exist). Application access may have been "
+                "revoked.",
+                code="account_invalid",
+            )
+        return account
+
+    def _send(self, status: int, body: Any, headers: dict[str, str], n: int) -> None:
+        payload = (json.dumps(body, indent=2) + "\n").encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Request-Id", _request_id(n))
+        self.send_header("Stripe-Version", self.headers.get("Stripe-Version") or API_VERSION)
+        self.send_header("Cache-Control", "no-cache, no-store")
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _drop(self) -> None:
+        """Close the connection without any response, like a network failure."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    # admin routes (no auth; loopback only)
+
+    def _admin(self, method: str, path: str, query: str) -> None:
+        sim = self.server.simulator
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        try:
+            if method == "GET" and path == "/_simulator/health":
+                body: Any = {
+                    "status": "ok",
+                    "accounts": sorted(sim.world.accounts),
+                    "requests": sim.request_count,
+                }
+            elif method == "POST" and path == "/_simulator/advance":
+                body = self._advance(params)
+            else:
+                raise ApiError(404, f"Unrecognized simulator URL ({method}: {path})")
+        except ApiError as err:
+            self._send(err.status, {"error": err.body}, {}, 0)
+            return
+        self._send(200, body, {}, 0)
+
+    def _advance(self, params: dict[str, str]) -> dict[str, Any]:
+        sim = self.server.simulator
+        account_id = params.get("account", "")
+        account = sim.world.account(account_id)
+        if account is None:
+            raise ApiError(404, f"No such account: '{account_id}'", param="account")
+        count = _int(params.get("count", "1"), "count")
+        if not 0 <= count <= 100_000:
+            raise ApiError(400, "count must be between 0 and 100000", param="count")
+        now = sim.now()
+        newest = account.index.newest_created()
+        until = None
+        if "until" in params:
+            until = dt.datetime.fromtimestamp(_int(params["until"], "until"), dt.UTC)
+        elif newest is None or now > newest:
+            until = dt.datetime.fromtimestamp(now, dt.UTC)
+        try:
+            new = sim.world.add_activity(account_id, count, until)
+        except ValueError as exc:
+            raise ApiError(400, str(exc), param="until") from None
+        return {
+            "account": account_id,
+            "added": len(new),
+            "ids": [bt["id"] for bt in new],
+            "newest_created": account.index.newest_created(),
+        }
+
+
+def _request_id(n: int) -> str:
+    digest = hashlib.blake2b(f"req|{n}".encode(), digest_size=12).digest()
+    return "req_" + base64.b64encode(digest).decode().translate(str.maketrans("+/", "xQ"))[:14]
+
+
+def _fault_error(kind: str) -> ApiError:
+    if kind == "429":
+        return ApiError(429, RATE_LIMIT_MESSAGE, code="rate_limit")
+    if kind == "429lock":
+        return ApiError(
+            429, LOCK_TIMEOUT_MESSAGE, code="lock_timeout", headers={"Stripe-Should-Retry": "true"}
+        )
+    if kind == "409":
+        return ApiError(
+            409,
+            "There was a conflict with another request for this object. Please retry.",
+            code="lock_timeout",
+        )
+    if kind == "503":
+        return ApiError(503, "The server is temporarily unavailable.", type="api_error")
+    return ApiError(500, API_ERROR_MESSAGE, type="api_error")
+
+
+# --- the API proper -------------------------------------------------------------------------------
+
+
+class _Api:
+    """One authenticated request against one account (``account`` is the acting account)."""
+
+    def __init__(self, sim: Simulator, account: SimAccount, key_account: SimAccount) -> None:
+        self.sim = sim
+        self.account = account
+        self.key_account = key_account
+        self.now = sim.now()
+
+    def route(self, method: str, path: str, query: str) -> Any:
+        params = parse_qsl(query, keep_blank_values=True)
+        segments = [s for s in path.split("/") if s]
+        if method == "GET" and segments[:1] == ["v1"]:
+            rest = segments[1:]
+            if rest == ["account"]:
+                return self._plain(params, self.account.account_object())
+            if rest == ["balance"]:
+                return self._plain(params, self._balance())
+            if rest in (["balance_transactions"], ["balance", "history"]):
+                return self._list(params)
+            if len(rest) == 2 and rest[0] == "balance_transactions":
+                return self._retrieve_bt(rest[1], params)
+            if len(rest) == 3 and rest[:2] == ["balance", "history"]:
+                return self._retrieve_bt(rest[2], params)
+            if rest == ["accounts"] and not self._header_account():
+                return self._connected_accounts(params)
+            if len(rest) == 2 and rest[0] in _OBJECT_ROUTES:
+                return self._retrieve_object(rest[0], rest[1], params)
+        raise ApiError(
+            404,
+            f"Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs or "
+            "we can help at https://support.stripe.com/.",
+        )
+
+    def _header_account(self) -> bool:
+        return self.account is not self.key_account
+
+    # params
+
+    def _expands(self, params: list[tuple[str, str]], allowed: set[str]) -> list[str]:
+        """Collect ``expand[]`` / ``expand[N]`` values; reject any other parameter."""
+        expands = []
+        for name, value in params:
+            if _EXPAND_KEY.match(name):
+                expands.append(value)
+            elif name not in allowed and name.split("[", 1)[0] not in allowed:
+                raise ApiError(400, f"Received unknown parameter: {name}", param=name)
+        return expands
+
+    def _plain(self, params: list[tuple[str, str]], obj: dict[str, Any]) -> dict[str, Any]:
+        expands = self._expands(params, set())
+        return self._expand_paths(dict(obj), expands)
+
+    # objects
+
+    def _lookup(self, object_id: str) -> dict[str, Any] | None:
+        found = self.account.history.objects.get(object_id)
+        if found is not None:
+            return found
+        bt = self.account.index.get(object_id)
+        return self._render_bt(bt) if bt is not None else None
+
+    def _expand_paths(self, obj: dict[str, Any], expands: list[str]) -> dict[str, Any]:
+        for path in expands:
+            parts = path.split(".")
+            if len(parts) > 4 or not all(parts):
+                raise ApiError(400, f"This property cannot be expanded ({path}).")
+            self._expand(obj, parts, path, top=True)
+        return obj
+
+    def _expand(self, obj: dict[str, Any], parts: list[str], path: str, top: bool) -> None:
+        name = parts[0]
+        if name not in obj:
+            if top:
+                raise ApiError(400, f"This property cannot be expanded ({path}).")
+            return  # polymorphic sources: not every source type has every field
+        value = obj[name]
+        if isinstance(value, str):
+            target = self._lookup(value)
+            if target is None:
+                return
+            value = dict(target)
+        elif value is not None and not isinstance(value, dict | list):
+            if top:
+                raise ApiError(400, f"This property cannot be expanded ({path}).")
+            return
+        if isinstance(value, dict) and len(parts) > 1:
+            value = dict(value)
+            self._expand(value, parts[1:], path, top=False)
+        obj[name] = value
+
+    def _render_bt(self, bt: dict[str, Any]) -> dict[str, Any]:
+        out = dict(bt)
+        out["status"] = "available" if bt["available_on"] <= self.now else "pending"
+        return out
+
+    def _retrieve_bt(self, bt_id: str, params: list[tuple[str, str]]) -> dict[str, Any]:
+        expands = self._expands(params, set())
+        with self.account.lock:
+            bt = self.account.index.get(bt_id)
+        if bt is None or bt["created"] > self.now:
+            raise ApiError(
+                404,
+                f"No such balance transaction: '{bt_id}'",
+                code="resource_missing",
+                param="id",
+            )
+        for path in expands:
+            if path.split(".")[0] not in ("source", "fee_details"):
+                raise ApiError(400, f"This property cannot be expanded ({path}).")
+        return self._expand_paths(self._render_bt(bt), expands)
+
+    def _retrieve_object(
+        self, segment: str, object_id: str, params: list[tuple[str, str]]
+    ) -> dict[str, Any]:
+        expands = self._expands(params, set())
+        kind, noun = _OBJECT_ROUTES[segment]
+        obj = self.account.history.objects.get(object_id)
+        if obj is None or obj.get("object") != kind or obj.get("created", 0) > self.now:
+            raise ApiError(
+                404, f"No such {noun}: '{object_id}'", code="resource_missing", param="id"
+            )
+        return self._expand_paths(dict(obj), expands)
+
+    def _balance(self) -> dict[str, Any]:
+        with self.account.lock:
+            available, pending = self.account.index.balance_sums(self.now)
+            currencies = self.account.index.currencies()
+        return balance_object(currencies, available, pending)
+
+    def _connected_accounts(self, params: list[tuple[str, str]]) -> dict[str, Any]:
+        self._expands(params, {"limit", "starting_after", "ending_before", "created"})
+        data = [self.sim.world.accounts[a].account_object() for a in sorted(self.account.connected)]
+        return {"object": "list", "url": "/v1/accounts", "has_more": False, "data": data}
+
+    # the list endpoint
+
+    def _list(self, params: list[tuple[str, str]]) -> dict[str, Any]:
+        expands = self._expands(params, _LIST_PARAMS)
+        for path in expands:
+            parts = path.split(".")
+            if len(parts) < 2 or parts[0] != "data" or parts[1] not in ("source", "fee_details"):
+                raise ApiError(400, f"This property cannot be expanded ({path}).")
+        values: dict[str, str] = {}
+        gte: int | None = None
+        lte: int | None = None
+        for name, value in params:
+            if _EXPAND_KEY.match(name):
+                continue
+            if name == "created" or name.startswith("created["):
+                op = name[8:-1] if name.startswith("created[") and name.endswith("]") else None
+                if name != "created" and op not in _RANGE:
+                    raise ApiError(400, f"Received unknown parameter: {name}", param=name)
+                number = _int(value, name)
+                low, high = {
+                    None: (number, number),
+                    "gt": (number + 1, None),
+                    "gte": (number, None),
+                    "lt": (None, number - 1),
+                    "lte": (None, number),
+                }[op]
+                if low is not None:
+                    gte = low if gte is None else max(gte, low)
+                if high is not None:
+                    lte = high if lte is None else min(lte, high)
+                continue
+            values[name] = value
+        limit = 10
+        if "limit" in values:
+            limit = _int(values["limit"], "limit")
+            if limit < 1:
+                raise ApiError(400, "This value must be greater than or equal to 1.", param="limit")
+            if limit > 100:
+                raise ApiError(400, "This value must be less than or equal to 100.", param="limit")
+        starting_after = values.get("starting_after") or None
+        ending_before = values.get("ending_before") or None
+        if starting_after and ending_before:
+            raise ApiError(
+                400,
+                "You may only specify one of these parameters: ending_before, starting_after.",
+            )
+        members = None
+        payout = values.get("payout") or None
+        if payout is not None:
+            members = self._payout_members(payout)
+        source = values.get("source") or None
+        envelope: dict[str, Any] = {"object": "list", "data": [], "has_more": False}
+        envelope["url"] = "/v1/balance_transactions"
+        if source is not None and source.startswith("dp_"):
+            return envelope  # live Stripe returns nothing for a dispute id (STRIPE-FACTS §1.4)
+        query = Query(
+            gte=gte,
+            lte=lte,
+            type=values.get("type") or None,
+            currency=(values.get("currency") or "").lower() or None,
+            source=source,
+            members=members,
+            starting_after=starting_after,
+            ending_before=ending_before,
+            limit=limit,
+        )
+        try:
+            with self.account.lock:
+                rows, has_more = self.account.index.query(query, now=self.now)
+        except UnknownCursor as exc:
+            raise ApiError(
+                400,
+                f"No such balance transaction: '{exc.value}'",
+                code="resource_missing",
+                param=exc.param,
+            ) from None
+        data = []
+        relative = [p.split(".", 1)[1] for p in expands]
+        for bt in rows:
+            data.append(self._expand_paths(self._render_bt(bt), relative))
+        envelope["data"] = data
+        envelope["has_more"] = has_more
+        return envelope
+
+    def _payout_members(self, payout_id: str) -> Sequence[str]:
+        payout = self.account.history.objects.get(payout_id)
+        if payout is None or payout.get("object") != "payout" or payout["created"] > self.now:
+            raise ApiError(
+                400, f"No such payout: '{payout_id}'", code="resource_missing", param="payout"
+            )
+        if not payout.get("automatic"):
+            raise ApiError(400, MANUAL_PAYOUT_MESSAGE, param="payout")
+        return self.account.history.payout_members.get(payout_id, [])

@@ -1,0 +1,1 @@
+"""Tests of the Stripe simulator (generator, index, HTTP server, world, command)."""

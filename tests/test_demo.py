@@ -1,0 +1,46 @@
+"""The demo: regenerated from scratch it gives byte-identical example-ledger/ files."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO, tree_digest
+
+GENERATED = ("stripe.beancount", "archive")
+
+
+@pytest.mark.slow
+def test_demo_regenerates_the_committed_example_ledger(tmp_path: Path) -> None:
+    work = tmp_path / "repo"
+    shutil.copytree(REPO / "config", work / "config")
+    shutil.copytree(REPO / "example-ledger", work / "example-ledger")
+    for client_dir in (work / "example-ledger").iterdir():
+        for name in GENERATED:
+            target = client_dir / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    env = {"PATH": str(Path(sys.executable).parent), "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "beancount_stripe.cli", "-c", "config/clients.yaml", "demo"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "bean-check: clean" in out and "ties out" in out and "DIFFERS" not in out
+    assert "Open the books in Fava" in out
+    regenerated = tree_digest(work / "example-ledger")
+    committed = tree_digest(REPO / "example-ledger")
+    assert regenerated.keys() == committed.keys()
+    changed = [name for name in committed if committed[name] != regenerated[name]]
+    assert changed == [], f"demo output differs from the committed files: {changed[:5]}"
