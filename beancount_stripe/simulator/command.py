@@ -204,9 +204,6 @@ def simulator(
         raise click.ClickException(
             f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port"
         ) from exc
-    click.echo(f"Stripe simulator listening on {sim.url}  (loopback only; Ctrl-C to stop)")
-    for line in describe(world, key_source):
-        click.echo(line)
     extras = []
     if latency:
         extras.append(f"latency {latency:g}s")
@@ -214,10 +211,15 @@ def simulator(
         extras.append(f"rate limit {rate_limit:g}/s per key")
     if faults:
         extras.append(f"faults {faults}")
-    if extras:
-        click.echo("Behaviour: " + ", ".join(extras))
-    click.echo(f'SDK: stripe.StripeClient(key, base_addresses={{"api": "{sim.url}"}})')
     try:
+        click.echo(f"Stripe simulator listening on {sim.url}  (loopback only; Ctrl-C to stop)")
+        for line in describe(world, key_source):
+            click.echo(line)
+        if extras:
+            click.echo("Behaviour: " + ", ".join(extras))
+        click.echo(f'SDK: stripe.StripeClient(key, base_addresses={{"api": "{sim.url}"}})')
         sim.serve_forever()
     except KeyboardInterrupt:
         click.echo("\nsimulator stopped")
+    finally:
+        sim.stop()

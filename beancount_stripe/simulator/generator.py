@@ -697,6 +697,8 @@ class _Engine:
         )
         for customer in engine.customers:
             history.objects.setdefault(customer["id"], customer)
+        if len(created) < 2:
+            engine.mean_gap = 3600.0  # nothing to learn a pace from: about one BT an hour
         engine.transactions = history.transactions
         engine.objects = history.objects
         engine.payout_members = history.payout_members
@@ -1266,6 +1268,8 @@ class _Engine:
             payment_intent=charge["payment_intent"],
             reason=self.rng.choice((None, "requested_by_customer", "duplicate")),
             status="succeeded",
+            failure_balance_transaction=None,
+            failure_reason=None,
         )
         bt = self._bt(typ, -amount, cur, created, category, refund["id"], description, fee_items)
         refund["balance_transaction"] = bt["id"]

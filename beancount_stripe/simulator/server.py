@@ -82,6 +82,7 @@ _LIST_PARAMS = {
 }
 _RANGE = {"gt", "gte", "lt", "lte"}
 _EXPAND_KEY = re.compile(r"^expand(\[\d*\])?$")
+_LOG_LIMIT = 200_000
 
 
 # --- faults ---------------------------------------------------------------------------------------
@@ -297,6 +298,9 @@ class Simulator:
 
     def _log(self, method: str, path: str, account: str | None, query: str, status: int) -> None:
         with self._lock:
+            if len(self.requests) >= _LOG_LIMIT:  # a long-running demo must not grow forever
+                del self.requests[: _LOG_LIMIT // 2]
+                del self.request_details[: _LOG_LIMIT // 2]
             self.requests.append((method, path, account))
             self.request_details.append(
                 {

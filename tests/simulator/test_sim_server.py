@@ -94,6 +94,27 @@ def test_default_limit_is_ten_and_has_more(client_for: ClientMaker) -> None:
     assert page.url == "/v1/balance_transactions"
 
 
+def test_has_more_is_exact_at_the_end_of_the_list(
+    sim_world: World, client_for: ClientMaker
+) -> None:
+    bts = newest_first([t for t in history(sim_world, ALPHA) if t["type"] == "payout"])
+    n = len(bts)
+    assert 3 < n < 100
+    client = client_for(ALPHA)
+    exact = client.v1.balance_transactions.list(params={"type": "payout", "limit": n})
+    assert len(exact.data) == n and exact.has_more is False
+    short = client.v1.balance_transactions.list(params={"type": "payout", "limit": n - 1})
+    assert short.has_more is True
+    tail = client.v1.balance_transactions.list(
+        params={"type": "payout", "limit": 2, "starting_after": bts[-3]["id"]}
+    )
+    assert [b.id for b in tail.data] == [t["id"] for t in bts[-2:]] and tail.has_more is False
+    head = client.v1.balance_transactions.list(
+        params={"type": "payout", "limit": 2, "ending_before": bts[2]["id"]}
+    )
+    assert [b.id for b in head.data] == [t["id"] for t in bts[:2]] and head.has_more is False
+
+
 def test_ending_before_walks_towards_newer(sim_world: World, client_for: ClientMaker) -> None:
     ordered = newest_first(history(sim_world, ALPHA))
     pivot = ordered[150]["id"]

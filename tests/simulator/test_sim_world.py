@@ -216,10 +216,14 @@ def test_command_serves_until_interrupted(tmp_path: Path) -> None:
         first = proc.stdout.readline()
         assert first.startswith("Stripe simulator listening on http://127.0.0.1:")
         url = first.split()[4]
+        banner = [first]
+        while not banner[-1].startswith("SDK:"):
+            banner.append(proc.stdout.readline())
+        assert "sk_test_****0042" in "".join(banner)
         client = stripe.StripeClient("sk_test_from_env_0042", base_addresses={"api": url})
         assert client.v1.accounts.retrieve_current().id == "acct_1Sim000000000003"
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=10)
-    assert "sk_test_from_env_0042" not in first + out and "sk_test_****0042" in out
+    assert "sk_test_from_env_0042" not in "".join(banner) + out and "stopped" in out
     assert proc.returncode == 0
