@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,10 +111,18 @@ def read_header(path: Path) -> ArchiveHeader | None:
     return kind.header if kind else None
 
 
-def read_transactions(path: Path) -> list[dict[str, Any]]:
+_LINE_ID = re.compile(r'"id":"(txn_[^"]*)"')
+
+
+def read_transactions(
+    path: Path, *, skip_ids: Container[str] = frozenset()
+) -> list[dict[str, Any]]:
     """All balance transactions in an archive file, a saved list response or a JSON array.
 
-    Raises InputFileError naming the file, line and the fix for anything malformed.
+    In an archive file, lines whose transaction id is in ``skip_ids`` are not parsed at all (the
+    first ``"id":"txn_…"`` of a line is the transaction's own: keys are sorted and no key before
+    ``id`` holds an object with an id). Raises InputFileError naming the file, line and the fix
+    for anything malformed.
     """
     kind = sniff(path)
     if kind is None:
@@ -130,6 +138,10 @@ def read_transactions(path: Path) -> list[dict[str, Any]]:
             for lineno, line in enumerate(f, 1):
                 if lineno == 1 or not line.strip():
                     continue
+                if skip_ids:
+                    m = _LINE_ID.search(line)
+                    if m and m.group(1) in skip_ids:
+                        continue
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError as e:
