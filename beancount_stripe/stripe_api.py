@@ -135,11 +135,13 @@ class StripeGateway:
             page_params = dict(params)
             if cursor_key and cursor:
                 page_params[cursor_key] = cursor
+            # raw_request: the SDK's transport, retries and error mapping, but the page comes
+            # back as the JSON Stripe sent, without building (then unbuilding) StripeObjects,
+            # which cost as much as the paging itself on long histories.
             page = self._call(
-                lambda p=page_params: self._client.v1.balance_transactions.list(  # type: ignore[misc]
-                    params=p,
-                    options=self._options(),  # type: ignore[arg-type]
-                ),
+                lambda p=page_params: self._client.raw_request(
+                    "get", "/v1/balance_transactions", **p, **self._options()
+                ).data,
                 "GET /v1/balance_transactions",
             )
             items = page.get("data") or []
