@@ -13,7 +13,8 @@ import stat
 import urllib.parse
 import zoneinfo
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,8 @@ DEFAULT_ACCOUNTS: dict[str, str] = {
     "reserve": "Assets:{client}:Reserves:Stripe",
     "capital_loan": "Liabilities:{client}:Stripe-Capital",
     "uncategorized": "Expenses:{client}:Uncategorized",
+    # Stripe Capital's flat financing fee, as each paydown repays part of it (capital.py).
+    "capital_fees": "Expenses:{client}:Stripe-Capital:Fees",
 }
 
 
@@ -58,6 +61,7 @@ class Accounts:
     capital_loan: str
     uncategorized: str
     fee_tax: str | None = None
+    capital_fees: str = "Expenses:Client:Stripe-Capital:Fees"
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,55 @@ class KeySource:
 
     def describe(self) -> str:
         return f"{self.kind}:{self.ref}"
+
+
+# What a column of a Capital CSV can mean (capital.py); ``capital.columns`` maps headers to these.
+CAPITAL_FIELDS: tuple[str, ...] = (
+    "id",  # txn_… (balance transaction) or cptxn_… (financing transaction), told apart by prefix
+    "type",  # financing_paydown … (balance transactions) or payment/payout/reversal (financing)
+    "reason",
+    "created",  # local time in `capital.timezone` (default: the client's time zone)
+    "created_utc",  # UTC, or Unix seconds
+    "amount",  # signed effect on the Stripe balance, major units (`gross`, `Amount`)
+    "net",
+    "stripe_fee",  # Stripe's processing fee column (`fee`, `Fee`): zero for Capital rows
+    "advance_amount",  # principal part (financing transactions)
+    "fee_amount",  # financing-fee part
+    "total_amount",  # advance + fee
+    "currency",
+    "description",
+    "source",  # the balance transaction's source (`Source`, `source_id`)
+    "loan",  # loan or financing offer id (`financing_offer`, `loan_id`)
+    "reversed_transaction",
+    "remaining_amount",  # what is left to repay after this row (advance + fee)
+    "remaining_principal",  # principal left after this row
+    "ignore",
+)
+
+
+@dataclass(frozen=True)
+class LoanConfig:
+    """One Stripe Capital financing: its ids, currency, advance and flat fee (major units)."""
+
+    id: str  # flxln_… or financingoffer_…: what the exports call the loan
+    currency: str  # upper-case ISO code
+    advance: Decimal  # principal paid out
+    fee: Decimal  # the flat financing fee, repaid over the life of the loan
+    aliases: tuple[str, ...] = ()  # other ids the exports use for the same loan
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return (self.id, *self.aliases)
+
+
+@dataclass(frozen=True)
+class CapitalConfig:
+    """A client's Stripe Capital: its loans and how to read its CSV exports."""
+
+    loans: tuple[LoanConfig, ...]
+    output: Path  # file ``capital import`` appends to (included by the ledger)
+    timezone: str | None = None  # zone of local-time CSV columns; None: the client's
+    columns: tuple[tuple[str, str], ...] = ()  # (CSV header, field in CAPITAL_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -94,6 +147,10 @@ class ClientConfig:
     operating_currency: str | None = None
     source_file: Path | None = None  # config file the client was defined in
     source_line: int | None = None
+    account_name: str | None = None  # what `{client}` stands for in account names
+    rules: tuple[Path, ...] = ()  # the client's own rules files (tried first)
+    shared_rules: tuple[Path, ...] = ()  # the top-level `rules:` files (tried after the client's)
+    capital: CapitalConfig | None = None  # Stripe Capital loans (capital.py), if any
 
 
 @dataclass(frozen=True)
@@ -144,7 +201,7 @@ def make_accounts(account_name: str, overrides: dict[str, str] | None = None) ->
 # check below reports through ``_Report`` so one run lists *all* problems, not just the first.
 
 
-TOP_LEVEL_KEYS = ("defaults", "clients", "rules")  # ``rules`` is reserved: accepted, ignored
+TOP_LEVEL_KEYS = ("defaults", "clients", "rules")  # ``rules``: the shared rules file(s)
 CLIENT_KEYS = (
     "id",
     "name",
@@ -160,6 +217,8 @@ CLIENT_KEYS = (
     "platform_account",
     "api_base",
     "accounts",
+    "rules",
+    "capital",
 )
 # Keys that make sense for many clients at once; per-client identity and files do not.
 DEFAULTS_KEYS = (
@@ -271,6 +330,7 @@ class _Report:
         self.lines: dict[str, int] = {}
         self.problems: list[Problem] = []
         self.key_reported: set[str] = set()  # `key:` paths whose literal key is already reported
+        self.texts: dict[str, str] = {}  # key path → the scalar as written (exact decimals)
 
     def line(self, path: str) -> int | None:
         while True:
@@ -301,7 +361,8 @@ class _Report:
             if k not in seen:
                 seen.add(k)
                 out.append(p)
-        return sorted(out, key=lambda p: (p.line or 0, p.key_path))
+        # this file's problems first, then those of files it refers to (rules files)
+        return sorted(out, key=lambda p: (p.file != self.file, p.file, p.line or 0, p.key_path))
 
 
 # -- YAML nodes → Python values, remembering lines ---------------------------------------------
@@ -624,6 +685,10 @@ def _check_field(report: _Report, key: str, value: Any, path: str, client_id: st
         return value.rstrip("/")
     if key == "accounts":
         return _check_accounts(report, path, value)
+    if key == "rules":
+        return _check_rules_paths(report, path, value)
+    if key == "capital":
+        return _check_capital(report, path, value)
     raise AssertionError(key)  # pragma: no cover - callers only pass known keys
 
 
@@ -722,6 +787,8 @@ def _scan_literal_keys(report: _Report, scalars: list[_Scalar], text: str) -> No
 class _Built:
     clients: list[ClientConfig]
     keys: list[tuple[str, KeySource, str]]  # (client id, source, key path) for check_config
+    shared_rules: tuple[Path, ...] = ()  # top-level `rules:` files, resolved
+    rules_files: dict[Path, str] = field(default_factory=dict)  # rules file → key path naming it
 
 
 @dataclass
@@ -730,6 +797,7 @@ class _Partial:
     id: str | None
     output: Path | None
     archive: Path | None
+    capital_output: Path | None = None
 
 
 def _resolve_path(base: Path, p: Path) -> Path:
@@ -749,6 +817,10 @@ def _build(report: _Report, config_path: Path, data: Any) -> _Built:
         )
         return built
     _check_mapping_keys(report, data, "", TOP_LEVEL_KEYS, "the top level")
+    if "rules" in data:
+        shared = _check_field(report, "rules", data["rules"], "rules", None)
+        if shared is not _BAD:
+            built.shared_rules = _rules_files(report, config_path, shared, "rules", built)
 
     defaults: dict[str, tuple[Any, str]] = {}
     raw_defaults = data.get("defaults")
@@ -815,6 +887,7 @@ def _build(report: _Report, config_path: Path, data: Any) -> _Built:
         for key, target, seen, label in (
             ("output", part.output, seen_output, "output file"),
             ("archive", part.archive, seen_archive, "archive directory"),
+            ("capital", part.capital_output, seen_output, "output file (of `capital`)"),
         ):
             if target is None:
                 continue
@@ -959,8 +1032,67 @@ def _build_client(
         operating_currency=vals.get("operating_currency", (None, ""))[0],
         source_file=config_path.absolute(),
         source_line=report.line(cpath),
+        account_name=account_name,
+        rules=_rules_files(report, config_path, vals["rules"][0], vals["rules"][1], built)
+        if "rules" in vals
+        else (),
+        shared_rules=built.shared_rules,
     )
+    if "capital" in vals:
+        capital = _capital_config(report, base, vals["capital"], ledger, output)
+        if capital is None:
+            return _Partial(None, cid, output, archive)
+        client = replace(client, capital=capital)
+        return _Partial(client, cid, output, archive, capital.output)
     return _Partial(client, cid, output, archive)
+
+
+def _check_rules_paths(report: _Report, path: str, value: Any) -> Any:
+    """A `rules:` value: one path or a list of paths → ((path, key path), …)."""
+    fix = "give a rules file path (relative to this configuration file), or a list of them"
+    if isinstance(value, list) and not value:
+        report.add(path, "`rules` is an empty list", fix)
+        return _BAD
+    items = value if isinstance(value, list) else [value]
+    out = []
+    for i, item in enumerate(items):
+        sub = _join(path, i) if isinstance(value, list) else path
+        if item is _BAD or not _is_str(report, sub, item, "a rules file path", fix):
+            return _BAD
+        out.append((Path(item.strip()), sub))
+    return tuple(out)
+
+
+def _rules_files(
+    report: _Report,
+    config_path: Path,
+    paths: tuple[tuple[Path, str], ...],
+    key_path: str,
+    built: _Built,
+) -> tuple[Path, ...]:
+    """Resolve rules file paths; a missing file is reported at the key naming it."""
+    base = config_path.absolute().parent
+    out = []
+    for path, sub in paths:
+        resolved = _resolve_path(base, path)
+        if not resolved.is_file():
+            report.add(
+                sub or key_path,
+                f"rules file {resolved} not found",
+                "create it (start from config/rules.yaml, the default rules) or fix the path",
+            )
+        else:
+            built.rules_files.setdefault(resolved, sub or key_path)
+        out.append(resolved)
+    return tuple(out)
+
+
+def _check_rules_files(report: _Report, built: _Built) -> None:
+    """Validate every rules file the configuration names (once each), in its own file/lines."""
+    from beancount_stripe import rules  # rules imports this module
+
+    for path in built.rules_files:
+        report.problems.extend(rules.check_rules(path))
 
 
 def _ok(vals: dict[str, tuple[Any, str]], key: str) -> bool:
@@ -971,7 +1103,9 @@ def _analyse(path: str | Path) -> tuple[Path, _Report, _Built]:
     config_path = Path(path)
     report = _Report(str(path))
     data, scalars, text = _parse(config_path, report)
+    report.texts = {path: value for path, _first, _last, value in scalars}
     built = _build(report, config_path, data)
+    _check_rules_files(report, built)
     _scan_literal_keys(report, scalars, text)
     return config_path, report, built
 
@@ -1132,3 +1266,256 @@ def resolve_key(client: ClientConfig) -> str:
         where = f"client {client.id}, key {source.describe()}"
         raise KeySourceError(f"the key {shape[0]}", where=where, fix=shape[1])
     return secret
+
+
+# -- Stripe Capital ----------------------------------------------------------------------------
+
+CAPITAL_KEYS = ("loans", "output", "timezone", "columns")
+LOAN_KEYS = ("id", "currency", "advance", "fee", "aliases")
+_LOAN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_]*")
+_AMOUNT_TEXT_RE = re.compile(r"\d+(?:\.\d+)?")
+_CAPITAL_EXAMPLE = (
+    "write e.g. `capital: {loans: [{id: flxln_…, currency: USD, advance: 10000.00, fee: 1000.00}]}`"
+)
+
+
+@dataclass(frozen=True)
+class _CapitalDraft:
+    loans: tuple[LoanConfig, ...]
+    output: tuple[Path, str] | None  # (path as written, key path)
+    timezone: str | None
+    columns: tuple[tuple[str, str], ...]
+
+
+def _check_capital(report: _Report, path: str, value: Any) -> Any:
+    """Validate a client's `capital:` block; return a ``_CapitalDraft`` or ``_BAD``."""
+    if not isinstance(value, dict):
+        report.add(path, f"`capital` must be a mapping, not {_type_name(value)}", _CAPITAL_EXAMPLE)
+        return _BAD
+    _check_mapping_keys(report, value, path, CAPITAL_KEYS, "`capital`")
+    ok = not any(k not in CAPITAL_KEYS for k in value)
+    loans = _check_loans(report, _join(path, "loans"), value.get("loans", _MISSING))
+    ok = ok and loans is not None
+    output = None
+    if "output" in value:
+        sub = _join(path, "output")
+        fix = "give a path (relative to this configuration file), e.g. `capital.beancount`"
+        if _is_str(report, sub, value["output"], "`capital.output`", fix):
+            output = (Path(value["output"].strip()), sub)
+        else:
+            ok = False
+    timezone = None
+    if "timezone" in value:
+        timezone = _check_field(
+            report, "timezone", value["timezone"], _join(path, "timezone"), None
+        )
+        ok = ok and timezone is not _BAD
+    columns = _check_columns(report, _join(path, "columns"), value.get("columns"))
+    ok = ok and columns is not None
+    if not ok or loans is None or columns is None:
+        return _BAD
+    return _CapitalDraft(loans, output, timezone, columns)
+
+
+_MISSING = object()
+
+
+def _check_loans(report: _Report, path: str, value: Any) -> tuple[LoanConfig, ...] | None:
+    fix = "list each Capital financing: `- {id: flxln_…, currency: USD, advance: …, fee: …}`"
+    if value is _MISSING:
+        report.add(path, "`capital` needs `loans`", fix, line=report.line(path))
+        return None
+    if not isinstance(value, list) or not value:
+        what = "is empty" if isinstance(value, list) else f"must be a list, not {_type_name(value)}"
+        report.add(path, f"`loans` {what}", fix)
+        return None
+    loans: list[LoanConfig] = []
+    seen: dict[str, str] = {}
+    ok = True
+    for index, raw in enumerate(value):
+        lpath = _join(path, index)
+        loan = _check_loan(report, lpath, raw)
+        if loan is None:
+            ok = False
+            continue
+        for n, loan_id in enumerate(loan.ids):
+            sub = _join(lpath, "id") if n == 0 else _join(_join(lpath, "aliases"), n - 1)
+            if loan_id in seen:
+                report.add(
+                    sub,
+                    f"loan id `{loan_id}` is also given at {seen[loan_id]}",
+                    "name every loan once; put other ids of the same loan under its `aliases`",
+                )
+                ok = False
+            seen.setdefault(loan_id, sub)
+        loans.append(loan)
+    return tuple(loans) if ok else None
+
+
+def _check_loan(report: _Report, path: str, raw: Any) -> LoanConfig | None:
+    example = "`- {id: flxln_…, currency: USD, advance: 10000.00, fee: 1000.00}`"
+    if not isinstance(raw, dict):
+        report.add(path, f"a loan must be a mapping, not {_type_name(raw)}", f"write {example}")
+        return None
+    _check_mapping_keys(report, raw, path, LOAN_KEYS, "a loan")
+    ok = not any(k not in LOAN_KEYS for k in raw)
+    for key in ("id", "currency", "advance", "fee"):
+        if key not in raw:
+            report.add(
+                _join(path, key),
+                f"missing required key `{key}`",
+                f"give the loan its `{key}` ({example}); the Capital page of the Stripe "
+                "Dashboard shows the loan id, advance (financing amount) and fee",
+                line=report.line(path),
+            )
+            ok = False
+    ids: list[str] = []
+    for key, items in (("id", [raw.get("id")]), ("aliases", raw.get("aliases", []))):
+        if key not in raw:
+            continue
+        if key == "aliases" and not isinstance(items, list):
+            report.add(
+                _join(path, key),
+                f"`aliases` must be a list, not {_type_name(items)}",
+                "write `aliases: [financingoffer_…]`",
+            )
+            ok = False
+            continue
+        for n, item in enumerate(items):
+            sub = _join(path, "id") if key == "id" else _join(_join(path, key), n)
+            fix = "copy the id from the export or the Dashboard, e.g. `flxln_1AbC…`"
+            if not _is_str(report, sub, item, "a loan id", fix):
+                ok = False
+            elif not _LOAN_ID_RE.fullmatch(item.strip()):
+                report.add(sub, f"`{item}` is not a Stripe id (letters, digits and `_`)", fix)
+                ok = False
+            else:
+                ids.append(item.strip())
+    code = None
+    if "currency" in raw:
+        code = _loan_currency(report, _join(path, "currency"), raw["currency"])
+        ok = ok and code is not None
+    amounts: dict[str, Decimal] = {}
+    for key in ("advance", "fee"):
+        if key not in raw:
+            continue
+        amount = _loan_amount(report, _join(path, key), raw[key], code, positive=key == "advance")
+        if amount is None:
+            ok = False
+        else:
+            amounts[key] = amount
+    if not ok or code is None or code is _BAD or len(ids) < 1:
+        return None
+    return LoanConfig(ids[0], code, amounts["advance"], amounts["fee"], tuple(ids[1:]))
+
+
+def _loan_currency(report: _Report, path: str, value: Any) -> str | None:
+    fix = "give the loan's currency as an upper-case ISO 4217 code such as `USD`, `EUR`, `JPY`"
+    if not _is_str(report, path, value, "the loan's `currency`", fix):
+        return None
+    code = value.strip()
+    if re.fullmatch(r"[A-Za-z]{3}", code) and _currency_known(code.upper()):
+        return code.upper()
+    report.add(path, f"unknown currency `{code}`", fix)
+    return None
+
+
+def _loan_amount(
+    report: _Report, path: str, value: Any, code: Any, *, positive: bool
+) -> Decimal | None:
+    """A loan amount in major units, read from the text as written (YAML floats are inexact)."""
+    fix = "write the amount in major units as a plain decimal, e.g. `2500.00` (no separators)"
+    if value is _BAD:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        report.add(path, f"the amount must be a number, not {_type_name(value)}", fix)
+        return None
+    text = report.texts.get(path, str(value)).strip()
+    if not _AMOUNT_TEXT_RE.fullmatch(text):
+        shown = text if len(text) <= 30 else text[:30] + "…"
+        report.add(path, f"`{shown}` is not a plain non-negative decimal", fix)
+        return None
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:  # pragma: no cover - the pattern only lets decimals through
+        report.add(path, f"`{text}` is not a number", fix)
+        return None
+    if positive and amount == 0:
+        report.add(path, "the advance must be more than zero", fix)
+        return None
+    if isinstance(code, str):
+        from beancount_stripe import currency  # imported here: currency is optional for config
+
+        places = currency.exponent(code)
+        if amount != amount.quantize(Decimal(1).scaleb(-places)):
+            report.add(
+                path,
+                f"`{text}` has more than {places} decimal places, which {code} cannot hold",
+                f"round it to {places} decimal places" if places else "use a whole number",
+            )
+            return None
+    return amount
+
+
+def _check_columns(report: _Report, path: str, value: Any) -> tuple[tuple[str, str], ...] | None:
+    if value is None:
+        return ()
+    fix = 'map each CSV header to a field: `columns: {"Paid on": created, Amount: amount}`'
+    if not isinstance(value, dict):
+        report.add(path, f"`columns` must be a mapping, not {_type_name(value)}", fix)
+        return None
+    out: list[tuple[str, str]] = []
+    seen: dict[str, str] = {}
+    ok = True
+    for header, target in value.items():
+        sub = _join(path, header)
+        norm = " ".join(str(header).split()).casefold()
+        if norm in seen:
+            report.add(sub, f"header `{header}` is mapped twice (also as `{seen[norm]}`)", fix)
+            ok = False
+            continue
+        seen[norm] = str(header)
+        if target is _BAD:
+            ok = False
+            continue
+        if not isinstance(target, str) or target not in CAPITAL_FIELDS:
+            hint = _did_you_mean(str(target), CAPITAL_FIELDS) if isinstance(target, str) else None
+            shown = target if isinstance(target, str) else _type_name(target)
+            report.add(
+                sub,
+                f"`{shown}` is not a Capital CSV field",
+                f"did you mean `{hint}`?" if hint else f"use one of: {', '.join(CAPITAL_FIELDS)}",
+            )
+            ok = False
+            continue
+        out.append((str(header), target))
+    return tuple(out) if ok else None
+
+
+def _capital_config(
+    report: _Report,
+    base: Path,
+    entry: tuple[Any, str],
+    ledger: Path,
+    output: Path,
+) -> CapitalConfig | None:
+    draft, path = entry
+    if not isinstance(draft, _CapitalDraft):  # pragma: no cover - _BAD is caught earlier
+        return None
+    if draft.output is None:
+        target = ledger.parent / "capital.beancount"
+        where = path
+    else:
+        target = _resolve_path(base, draft.output[0])
+        where = draft.output[1]
+    for other, label in ((output, "`output`"), (ledger, "`ledger`")):
+        if target.resolve() == other.resolve():
+            report.add(
+                where,
+                f"the Capital output file {target} is the same file as the client's {label}",
+                "set `capital.output` to a file of its own, e.g. `capital.beancount`",
+            )
+            return None
+    return CapitalConfig(
+        loans=draft.loans, output=target, timezone=draft.timezone, columns=draft.columns
+    )

@@ -2,7 +2,8 @@
 
 One importer per client (beangulp's model: the constructor takes the accounts). It reads the raw
 archive ``fetch`` writes, a saved Stripe list response, or a bare JSON array of balance
-transactions, and books them with ``booking.book_all`` — exactly what ``sync`` would append.
+transactions, and books them with ``booking.book_all`` refined by the client's rules
+(``rules.book_with_rules``): exactly what ``sync`` would append.
 Transactions the ledger already has (same ``stripe_id``) are skipped.
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import beangulp
 from beancount.core import data
 
-from beancount_stripe import archive, booking
+from beancount_stripe import archive, capital, rules
 from beancount_stripe.config import ClientConfig, load_config
 
 
@@ -76,8 +77,12 @@ class BalanceTransactionImporter(beangulp.Importer):
         """Book every transaction in the file that ``existing`` does not have yet."""
         booked = _stripe_ids(existing)
         bts = [bt for bt in archive.read_transactions(Path(filepath)) if bt["id"] not in booked]
-        entries = booking.book_all(bts, self.client)
-        return [_with_source(e, filepath) for e in entries]
+        # Capital CSV rows booked before their balance transaction are that money already.
+        scanned = capital.scanned_from_entries(existing)
+        covered = capital.covered_by_capital(bts, scanned, self.client)
+        bts = [bt for bt in bts if bt["id"] not in covered]
+        pairs = rules.book_with_rules(bts, self.client)
+        return [_with_source(entry, filepath) for entry, _why in pairs]
 
     def deduplicate(self, entries: data.Entries, existing: data.Entries) -> None:
         """Duplicates are exact (same stripe_id) and already dropped by ``extract``."""
@@ -99,6 +104,80 @@ def _with_source(entry: data.Transaction, filepath: str) -> data.Transaction:
 
 
 def importers_from_config(path: str | Path) -> list[beangulp.Importer]:
-    """One importer per configured client, for an ``import.py`` (``CONFIG = ...``)."""
+    """One importer per configured client, for an ``import.py`` (``CONFIG = ...``), plus one for
+    the Capital CSV exports of each client with Capital loans."""
     config = load_config(path)
-    return [BalanceTransactionImporter(c) for c in config.clients]
+    importers: list[beangulp.Importer] = [BalanceTransactionImporter(c) for c in config.clients]
+    importers += [CapitalImporter(c) for c in config.clients if c.capital is not None]
+    return importers
+
+
+class CapitalImporter(beangulp.Importer):
+    """Stripe Capital CSV exports of one client → entries against its loan (capital.py).
+
+    The same planning as ``beancount-stripe capital import``: rows the ledger already has are
+    skipped, rows whose balance transaction is synced add only the fee part, the others book the
+    money with the transaction's ``stripe_id`` where it is known.
+    """
+
+    def __init__(self, client: ClientConfig) -> None:
+        if client.capital is None:
+            raise ValueError(f"client {client.id} has no `capital:` configuration")
+        self.client = client
+
+    @property
+    def name(self) -> str:
+        return f"beancount_stripe.capital.{self.client.id}"
+
+    def identify(self, filepath: str) -> bool:
+        """Cheap: the first few KB. A Capital CSV header, in the client's directory or named
+        after the client, or mentioning one of its loans."""
+        path = Path(filepath)
+        if path.suffix.lower() != ".csv":
+            return False
+        try:
+            with open(path, "rb") as f:
+                head = f.read(8192).decode("utf-8", errors="replace")
+        except OSError:
+            return False
+        if not capital.looks_like_capital(head, self.client):
+            return False
+        resolved = path.resolve()
+        try:
+            resolved.relative_to(self.client.ledger.parent.resolve())
+            return True
+        except ValueError:
+            pass
+        tokens = (self.client.id, self.client.stripe_account)
+        if any(part in tokens for part in resolved.parent.parts):
+            return True
+        if any(tok in resolved.name for tok in tokens):
+            return True
+        assert self.client.capital is not None
+        return any(i in head for loan in self.client.capital.loans for i in loan.ids)
+
+    def account(self, filepath: str) -> data.Account:
+        return self.client.accounts.capital_loan
+
+    def extract(self, filepath: str, existing: data.Entries) -> data.Entries:
+        capital_file = capital.read_csv(Path(filepath), self.client)
+        bts, complete = capital.archive_for(self.client, capital_file.rows)
+        balances = {
+            (e.date, e.account, e.amount.currency): str(e.amount.number)
+            for e in existing or ()
+            if isinstance(e, data.Balance)
+        }
+        plan = capital.plan_import(
+            capital_file,
+            self.client,
+            capital.scanned_from_entries(existing),
+            booked_ids=_stripe_ids(existing),
+            archive_bts=bts,
+            complete_months=complete,
+            balances=balances,
+            filename=filepath,
+        )
+        return plan.directives
+
+    def deduplicate(self, entries: data.Entries, existing: data.Entries) -> None:
+        """Rows already booked are recognized by ``extract`` (ids, then amount and date)."""

@@ -13,6 +13,7 @@ import glob
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from beancount.core import data
@@ -26,6 +27,33 @@ _DATE_LINE = re.compile(
 )
 _STRIPE_ID = re.compile(r'^\s+stripe_id:\s*"([^"]+)"')
 _INCLUDE = re.compile(r'^include\s+"([^"]+)"')
+# Only entries with one of these in an indented line are parsed in full (see ``ScannedEntry``).
+_FULL_MARKERS = ("capital_", "financing_")
+_META_LINE = re.compile(
+    r'^\s+([a-z][A-Za-z0-9_-]*):\s*(?:"((?:[^"\\]|\\.)*)"|(\S[^;]*?))?\s*(?:;.*)?$'
+)
+_POSTING_LINE = re.compile(
+    r"^\s+(?:[!*]\s+)?([A-Z][A-Za-z0-9-]*(?::[A-Za-z0-9][A-Za-z0-9-]*)+)"
+    r"\s+(-?[\d,]*\.?\d+)\s+([A-Z][A-Z0-9'._-]*)"
+)
+_TXN_FLAGS = frozenset("*!&#?%PSTCURM") | {"txn"}
+
+
+@dataclass(frozen=True)
+class ScannedEntry:
+    """A transaction the scan read in full because it concerns Stripe Capital.
+
+    Only entries with a ``capital_…`` key or a ``financing_…`` value are parsed this far, so the
+    scan stays a cheap line filter for everything else. ``meta`` holds the entry's own metadata
+    (text, quotes removed); ``postings`` the (account, number, currency) of each posting.
+    """
+
+    date: datetime.date
+    meta: dict[str, str]
+    postings: tuple[tuple[str, Decimal, str], ...]
+    path: Path
+    line: int
+    header: str = ""  # the entry's first line (flag, payee, narration, tags, links)
 
 
 @dataclass
@@ -38,10 +66,17 @@ class LedgerState:
     balances: dict[tuple[datetime.date, str, str], str] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
     includes: set[Path] = field(default_factory=set)  # include targets, even not-yet-existing
+    capital_entries: list[ScannedEntry] = field(default_factory=list)  # see ``ScannedEntry``
+    # stripe_ids of entries a Capital CSV import wrote: booked, but not proof of sync's progress
+    capital_ids: set[str] = field(default_factory=set)
 
     @property
     def newest_date(self) -> datetime.date | None:
-        return max(self.stripe_ids.values(), default=None)
+        """The newest day sync has booked (Capital imports may book single later days)."""
+        return max(
+            (day for sid, day in self.stripe_ids.items() if sid not in self.capital_ids),
+            default=None,
+        )
 
 
 def scan(*roots: Path) -> LedgerState:
@@ -70,11 +105,18 @@ def _scan_file(path: Path, state: LedgerState, seen: set[Path]) -> None:
             fix="check the file's permissions and that it is UTF-8",
         ) from None
     date: datetime.date | None = None
-    for line in text.splitlines():
+    lines = text.splitlines()
+    start = -1  # index of the current transaction's first line, or -1
+    full = False  # parse the current transaction in full when it ends
+    for index, line in enumerate(lines):
         if not line:
             continue
         first = line[0]
+        if full and first not in " \t":
+            _parse_entry(lines, start, index, path, state)
+            full = False
         if first.isdigit():
+            start = -1
             m = _DATE_LINE.match(line)
             if not m:
                 date = None
@@ -85,7 +127,9 @@ def _scan_file(path: Path, state: LedgerState, seen: set[Path]) -> None:
                 date = None
                 continue
             kind = m.group(2)
-            if kind == "open" and m.group(3):
+            if kind in _TXN_FLAGS:
+                start = index
+            elif kind == "open" and m.group(3):
                 state.open_accounts.add(m.group(3))
             elif kind == "balance" and m.group(3) and m.group(5):
                 state.balances[(date, m.group(3), m.group(5))] = m.group(4) or ""
@@ -94,6 +138,8 @@ def _scan_file(path: Path, state: LedgerState, seen: set[Path]) -> None:
                 m2 = _STRIPE_ID.match(line)
                 if m2:
                     state.stripe_ids[m2.group(1)] = date
+            if not full and start >= 0 and ("capital_" in line or "financing_" in line):
+                full = True  # see _FULL_MARKERS
         elif first == "i":
             m3 = _INCLUDE.match(line)
             if m3:
@@ -103,13 +149,74 @@ def _scan_file(path: Path, state: LedgerState, seen: set[Path]) -> None:
                 state.includes.add(Path(target).resolve())
                 for inc in sorted(glob.glob(target)):
                     _scan_file(Path(inc).resolve(), state, seen)
+            start = -1
         else:
             date = None
+            start = -1
+    if full:
+        _parse_entry(lines, start, len(lines), path, state)
+
+
+def _parse_entry(lines: list[str], start: int, end: int, path: Path, state: LedgerState) -> None:
+    """Read one transaction's own metadata and its postings (posting metadata is skipped)."""
+    m = _DATE_LINE.match(lines[start])
+    if m is None:  # pragma: no cover - the caller matched this line already
+        return
+    meta: dict[str, str] = {}
+    postings: list[tuple[str, Decimal, str]] = []
+    in_postings = False
+    elided: list[tuple[int, str]] = []  # (index, account) of postings written without amount
+    for line in lines[start + 1 : end]:
+        stripped = line.lstrip()
+        if not stripped or stripped[0] == ";":
+            continue
+        if stripped[0].isupper() or stripped[0] in "!*":
+            in_postings = True
+            pm = _POSTING_LINE.match(line)
+            if pm:
+                try:
+                    number = Decimal(pm.group(2).replace(",", ""))
+                except InvalidOperation:
+                    continue
+                postings.append((pm.group(1), number, pm.group(3)))
+            else:
+                account = stripped.lstrip("!* ").split(None, 1)[0]
+                elided.append((len(postings), account))
+            continue
+        if in_postings:
+            continue  # metadata of a posting, not of the entry
+        mm = _META_LINE.match(line)
+        if mm:
+            value = mm.group(2) if mm.group(2) is not None else (mm.group(3) or "")
+            meta.setdefault(mm.group(1), value.replace('\\"', '"').replace("\\\\", "\\"))
+    currencies = {c for _a, _n, c in postings}
+    if len(elided) == 1 and len(currencies) == 1:  # Beancount fills in the one missing amount
+        index, account = elided[0]
+        total = sum((n for _a, n, _c in postings), Decimal(0))
+        postings.insert(index, (account, -total, currencies.pop()))
+    try:
+        date = datetime.date.fromisoformat(m.group(1))
+    except ValueError:
+        return
+    entry = ScannedEntry(date, meta, tuple(postings), path, start + 1, lines[start])
+    state.capital_entries.append(entry)
+    if "capital_kind" in meta and "stripe_id" in meta:
+        state.capital_ids.add(meta["stripe_id"])
 
 
 def format_entries(entries: Iterable[data.Directive]) -> str:
-    """Beancount text for ``entries``, one blank line between them."""
-    return "\n".join(printer.format_entry(e) for e in entries)
+    """Beancount text for ``entries``: a blank line between entries, none between one-liners
+    (a run of ``open`` directives reads as one block)."""
+    parts: list[str] = []
+    prev_single = False
+    for entry in entries:
+        text = printer.format_entry(entry)
+        single = text.count("\n") == 1
+        if parts and not (single and prev_single):
+            parts.append("\n")
+        parts.append(text)
+        prev_single = single
+    return "".join(parts)
 
 
 def open_directives(

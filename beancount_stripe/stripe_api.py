@@ -139,9 +139,11 @@ class StripeGateway:
             # back as the JSON Stripe sent, without building (then unbuilding) StripeObjects,
             # which cost as much as the paging itself on long histories.
             page = self._call(
-                lambda p=page_params: self._client.raw_request(
-                    "get", "/v1/balance_transactions", **p, **self._options()
-                ).data,
+                lambda p=page_params: (
+                    self._client.raw_request(
+                        "get", "/v1/balance_transactions", **p, **self._options()
+                    ).data
+                ),
                 "GET /v1/balance_transactions",
             )
             items = page.get("data") or []

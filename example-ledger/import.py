@@ -3,9 +3,11 @@
 
     python import.py identify acme/archive
     python import.py extract acme/archive -e acme/ledger.beancount
+    python import.py extract acme/capital -e acme/ledger.beancount   # Stripe Capital CSVs
 
-Importers come from ../config/clients.yaml (one per client), so `extract` books exactly what
-`beancount-stripe sync` books, and skips what the ledger already has (by stripe_id).
+Importers come from ../config/clients.yaml (one per client, plus one for the Capital CSV exports
+of each client with a loan), so `extract` books exactly what `beancount-stripe sync` and
+`beancount-stripe capital import` book, and skips what the ledger already has.
 """
 
 from pathlib import Path

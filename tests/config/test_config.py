@@ -430,6 +430,9 @@ def test_valid_multi_client_file_loads() -> None:
         operating_currency="USD",
         source_file=path.absolute(),
         source_line=lines.index("  - id: acme") + 1,
+        account_name="Acme",
+        rules=(),
+        shared_rules=(FIXTURES / "shared-rules.yaml",),
     )
     # Substitution and the three-level merge, spelled out.
     assert acme.accounts.fees == "Expenses:Acme:Bank-Fees"  # from defaults
@@ -446,6 +449,9 @@ def test_valid_multi_client_file_loads() -> None:
     assert kyoto.accounts.fees == "Expenses:Kyoto:Bank-Fees"
     assert kyoto.accounts.fee_tax is None  # client's "" cancels the default
     assert kyoto.api_base == "http://127.0.0.1:12111"
+    # a client's own rules first, then the shared ones
+    assert kyoto.rules == (FIXTURES / "kyoto-rules.yaml",)
+    assert kyoto.shared_rules == (FIXTURES / "shared-rules.yaml",)
 
     assert gulf.id == "gulf_trading"
     assert gulf.key == KeySource("keyring", "beancount-stripe/gulf_trading")
@@ -458,14 +464,12 @@ def test_valid_multi_client_file_loads() -> None:
 
 def test_yaml_merge_keys_are_supported(tmp_path: Path) -> None:
     text = (
-        "rules:\n"  # reserved and ignored, so a handy place for an anchor
-        "  common: &common\n"
-        "    timezone: Asia/Tokyo\n"
-        "    operating_currency: JPY\n"
-        "clients:\n" + client_yaml("kyoto", extra="    <<: *common\n")
+        "clients:\n"
+        + client_yaml("kyoto", extra='    accounts: &tea\n      revenue: "Income:Tea:Sales"\n')
+        + client_yaml("osaka", extra="    accounts:\n      <<: *tea\n")
     )
-    (client,) = load_config(write(tmp_path, text)).clients
-    assert (client.timezone, client.operating_currency) == ("Asia/Tokyo", "JPY")
+    kyoto, osaka = load_config(write(tmp_path, text)).clients
+    assert osaka.accounts.revenue == kyoto.accounts.revenue == "Income:Tea:Sales"
 
 
 def test_unknown_currency_per_currency_module(tmp_path: Path) -> None:
