@@ -18,7 +18,7 @@ venv: $(STAMP)
 
 ## Sync the example clients' full histories from the built-in Stripe simulator into example-ledger/.
 demo: $(STAMP)
-	$(BIN)/beancount-stripe demo
+	$(BIN)/beancount-stripe demo --fresh
 
 ## Lint and run the whole test suite (what .ci/run calls).
 test: $(STAMP) chromium

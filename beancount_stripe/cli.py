@@ -318,19 +318,30 @@ def format_report(report: SyncReport, ledger_totals: dict[str, Decimal] | None =
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="Simulator world (YAML); default: the built-in demo world.",
 )
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="First delete the files sync and Capital import generate (output, archive, capital "
+    "output) of clients whose account the simulator serves, so the whole history is synced "
+    "again; the result is byte-identical to the committed example ledger.",
+)
 @click.pass_context
-def demo(ctx: click.Context, world: Path | None) -> None:
+def demo(ctx: click.Context, world: Path | None, fresh: bool) -> None:
     """Run the whole job on the built-in Stripe simulator: no key, no network.
 
     Starts the simulator on loopback, points the configured clients at it with its test keys,
     syncs every client's full history, runs bean-check on every client ledger and prints a
-    per-client summary.
+    per-client summary. `make demo` runs it with --fresh.
     """
     from beancount_stripe.simulator import Simulator, default_world, load_world
 
     with _errors():
         config = _load(ctx)
     sim_world = load_world(world) if world else default_world()
+    if fresh:
+        for client in config.clients:
+            if client.stripe_account in sim_world.accounts:
+                _remove_generated(client)
     os.environ.update(_demo_keys(sim_world))
     code = 0
     with Simulator(sim_world) as sim:
@@ -366,6 +377,18 @@ def demo(ctx: click.Context, world: Path | None) -> None:
         f"{first.parent.name}/archive -e {first.parent.name}/{first.name}"
     )
     sys.exit(code)
+
+
+def _remove_generated(client: ClientConfig) -> None:
+    """Delete what sync and Capital import wrote for ``client`` (never the main ledger)."""
+    targets = [client.output, client.archive_dir]
+    if client.capital is not None:
+        targets.append(client.capital.output)
+    for target in targets:
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
 
 
 def _rel(path: Path) -> str:

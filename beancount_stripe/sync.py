@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from beancount.core import data
 
-from beancount_stripe import archive, booking, capital, ledger, rules
+from beancount_stripe import archive, atomic, booking, capital, ledger, rules
 from beancount_stripe.config import ClientConfig, resolve_key
 from beancount_stripe.errors import LedgerError, StripeAccessError
 from beancount_stripe.stripe_api import StripeGateway
@@ -488,7 +488,7 @@ def sync_client(
     if ledger.append(client.output, blocks, header):
         report.changed_files.append(client.output)
     if main_text is not None:
-        archive.write_atomic(client.ledger, main_text)
+        atomic.write_atomic(client.ledger, main_text)
         report.changed_files.append(client.ledger)
     return report
 

@@ -254,3 +254,33 @@ def test_dates_are_in_the_client_time_zone(world: World, make_client: ClientFact
     for entry in report.booked:
         created = by_id[entry.meta["stripe_id"]]["created"]
         assert entry.date == datetime.datetime.fromtimestamp(created, tokyo).date()
+
+
+def test_unknown_currency_stops_the_sync_with_the_ledger_untouched(
+    world: World, make_client: ClientFactory, tmp_path: Path
+) -> None:
+    from beancount_stripe.errors import CurrencyError
+    from beancount_stripe.simulator import History, SimAccount
+
+    client = make_client()
+    sync_client(client)
+    before = tree_digest(client.ledger.parent)
+    good = world.accounts[client.stripe_account].history.transactions
+    newest = max(bt["created"] for bt in good)
+    odd = {
+        **good[-1],
+        "id": "txn_1OddCurrency000001",
+        "currency": "xyz",
+        "created": newest + 60,
+        "source": None,
+    }
+    history = History.from_transactions(client.stripe_account, [*good, odd])
+    acct = world.accounts[client.stripe_account]
+    odd_world = World([SimAccount(id=acct.id, name=acct.name, key=acct.key, history=history)])
+    with Simulator(odd_world) as odd_sim, pytest.raises(CurrencyError) as info:
+        sync_client(client, now=newest + 3600, api_base=odd_sim.url)
+    message = str(info.value)
+    assert "xyz" in message.lower() and "txn_1OddCurrency000001" in message
+    after = tree_digest(client.ledger.parent)
+    ledger_files = [k for k in before if k.endswith(".beancount")]
+    assert ledger_files and all(after[k] == before[k] for k in ledger_files)
