@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from beancount_stripe.atomic import write_atomic
-from beancount_stripe.errors import InputFileError
+from beancount_stripe.errors import InputFileError, LedgerError
 
 HEADER_OBJECT = "beancount_stripe.archive"
 ARCHIVE_VERSION = 1
@@ -109,6 +109,26 @@ def _header(h: Mapping[str, Any]) -> ArchiveHeader:
 def read_header(path: Path) -> ArchiveHeader | None:
     kind = sniff(path)
     return kind.header if kind else None
+
+
+def month_headers(
+    archive_dir: Path, client: str, stripe_account: str
+) -> list[tuple[str, Path, ArchiveHeader]]:
+    """(month, path, header) of every month file, refusing another account's archive."""
+    out = []
+    for month, path in month_files(archive_dir):
+        header = read_header(path)
+        if header is None:
+            continue
+        if header.stripe_account and header.stripe_account != stripe_account:
+            raise LedgerError(
+                f"this archive holds Stripe account {header.stripe_account}, but client "
+                f"{client} is {stripe_account}",
+                where=str(path),
+                fix="give each client its own `archive` directory",
+            )
+        out.append((month, path, header))
+    return out
 
 
 _LINE_ID = re.compile(r'"id":"(txn_[^"]*)"')

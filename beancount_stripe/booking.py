@@ -16,14 +16,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from beancount.core import data
 from beancount.core.amount import Amount
 
 from beancount_stripe import currency
-from beancount_stripe.config import Accounts, ClientConfig
-from beancount_stripe.errors import ConfigError, InputFileError
+from beancount_stripe.config import Accounts, ClientConfig, zone
+from beancount_stripe.errors import InputFileError
 
 __all__ = [
     "CATEGORY_COUNTER",
@@ -207,14 +207,7 @@ class _Context:
 
 
 def _make_context(client: ClientConfig) -> _Context:
-    try:
-        tz = ZoneInfo(client.timezone)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise ConfigError(
-            f"unknown time zone {client.timezone!r}",
-            where=f"client {client.id}",
-            fix="set `timezone:` to an IANA name such as UTC, Europe/Berlin or America/New_York",
-        ) from None
+    tz = zone(client.timezone, client.id)
     accounts: Accounts = client.accounts
     mapping = {name: getattr(accounts, name) for name in accounts.__dataclass_fields__}
     return _Context(accounts=mapping, tz=tz, fee_tax=bool(accounts.fee_tax))

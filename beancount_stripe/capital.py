@@ -32,13 +32,13 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from beancount.core import data
 from beancount.core.amount import Amount
 
 from beancount_stripe import archive, currency, ledger
-from beancount_stripe.config import CAPITAL_FIELDS, ClientConfig, LoanConfig
+from beancount_stripe.config import CAPITAL_FIELDS, CapitalConfig, ClientConfig, LoanConfig, zone
 from beancount_stripe.errors import (
     BeancountStripeError,
     ConfigError,
@@ -273,14 +273,7 @@ def parse_csv(text: str, client: ClientConfig, path: Path | str = "<csv>") -> Ca
     not Capital transactions (a whole balance export) are counted and skipped.
     """
     path = Path(path)
-    capital = client.capital
-    if capital is None:
-        raise ConfigError(
-            f"client {client.id} has no Stripe Capital loans configured",
-            where=str(client.source_file or f"client {client.id}"),
-            fix="add a `capital:` block with the loan's id, currency, advance and fee to the "
-            "client (see config/README.md)",
-        )
+    capital = require_capital(client)
     tz = _zone(client.timezone, client)
     local_tz = _zone(capital.timezone, client) if capital.timezone else tz
     text = text.lstrip("\ufeff")
@@ -352,15 +345,20 @@ def _records(reader: Any, path: Path) -> Iterable[list[str]]:
         yield values
 
 
-def _zone(name: str, client: ClientConfig) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
+def require_capital(client: ClientConfig) -> CapitalConfig:
+    """The client's Capital configuration, or a ConfigError saying how to add one."""
+    if client.capital is None:
         raise ConfigError(
-            f"unknown time zone {name!r}",
-            where=f"client {client.id}",
-            fix="use an IANA name such as UTC, Europe/Berlin or America/New_York",
-        ) from None
+            f"client {client.id} has no Stripe Capital loans configured",
+            where=str(client.source_file or f"client {client.id}"),
+            fix="add a `capital:` block with the loan's id, currency, advance and fee to the "
+            "client (see config/README.md)",
+        )
+    return client.capital
+
+
+def _zone(name: str, client: ClientConfig) -> ZoneInfo:
+    return zone(name, client.id)
 
 
 def _midnight(day: datetime.date, tz: ZoneInfo) -> datetime.datetime:
@@ -718,11 +716,11 @@ def _when(
     fail: Callable[[str, str], InputFileError],
 ) -> tuple[datetime.datetime | None, datetime.date]:
     """(instant in the client's zone or None, date in the client's zone) of a row."""
-    for name, zone in (("created_utc", datetime.UTC), ("created", local_tz)):
+    for name, column_zone in (("created_utc", datetime.UTC), ("created", local_tz)):
         text = record.get(name, "")
         if not text:
             continue
-        parsed = _parse_when(text, zone)
+        parsed = _parse_when(text, column_zone)
         if parsed is None:
             raise fail(
                 f"`{name}` is not a date: {text!r}",
@@ -1635,17 +1633,9 @@ def _archive_of(
     """(financing BTs of the archive months in ``months``, every complete month)."""
     bts: list[dict[str, Any]] = []
     complete: set[str] = set()
-    for month, path in archive.month_files(client.archive_dir):
-        header = archive.read_header(path)
-        if header is None:
-            continue
-        if header.stripe_account and header.stripe_account != client.stripe_account:
-            raise LedgerError(
-                f"this archive holds Stripe account {header.stripe_account}, but client "
-                f"{client.id} is {client.stripe_account}",
-                where=str(path),
-                fix="give each client its own `archive` directory",
-            )
+    for month, path, header in archive.month_headers(
+        client.archive_dir, client.id, client.stripe_account
+    ):
         if header.complete:
             complete.add(month)
         if month in months:
@@ -1688,14 +1678,7 @@ def _open_date(
 
 def import_file(path: Path, client: ClientConfig, *, dry_run: bool = False) -> ImportResult:
     """Import one Capital CSV into the client's Capital output file (atomic; all or nothing)."""
-    capital = client.capital
-    if capital is None:
-        raise ConfigError(
-            f"client {client.id} has no Stripe Capital loans configured",
-            where=str(client.source_file or f"client {client.id}"),
-            fix="add a `capital:` block with the loan's id, currency, advance and fee to the "
-            "client (see config/README.md)",
-        )
+    capital = require_capital(client)
     capital_file = read_csv(path, client)
     if not client.ledger.exists():
         raise LedgerError(

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from beancount.core import account as bc_account
@@ -172,6 +173,20 @@ class Config:
             where=str(self.path),
             fix="use one of the known ids, or add the client under `clients:`",
         )
+
+
+def zone(name: str, client_id: str) -> ZoneInfo:
+    """``ZoneInfo(name)``, or a ConfigError naming the client and the fix."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        from beancount_stripe.errors import ConfigError
+
+        raise ConfigError(
+            f"unknown time zone {name!r}",
+            where=f"client {client_id}",
+            fix="use an IANA name such as UTC, Europe/Berlin or America/New_York",
+        ) from None
 
 
 def camel_case(client_id: str) -> str:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from beancount.core import data
 from beancount.core.amount import Amount
@@ -41,6 +41,7 @@ from beancount_stripe.config import (
     _scan_literal_keys,
     _type_name,
     camel_case,
+    zone,
 )
 from beancount_stripe.errors import ConfigError
 
@@ -1778,14 +1779,7 @@ def ruleset_for(client: ClientConfig) -> Ruleset:
     cached = _RULESETS.get(key)
     if cached is not None:
         return cached
-    try:
-        tz = ZoneInfo(client.timezone)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise ConfigError(
-            f"unknown time zone {client.timezone!r}",
-            where=f"client {client.id}",
-            fix="set `timezone:` to an IANA name such as UTC, Europe/Berlin or America/New_York",
-        ) from None
+    tz = zone(client.timezone, client.id)
     ruleset = Ruleset(files, accounts, name, tz, client.id)
     if len(_RULESETS) > 64:
         _RULESETS.clear()

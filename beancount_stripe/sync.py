@@ -201,17 +201,9 @@ def _day_floor(ts: int, tz: ZoneInfo) -> int:
 def _archive_state(client: ClientConfig) -> tuple[set[str], dict[str, Path]]:
     complete: set[str] = set()
     files: dict[str, Path] = {}
-    for month, path in archive.month_files(client.archive_dir):
-        header = archive.read_header(path)
-        if header is None:
-            continue
-        if header.stripe_account and header.stripe_account != client.stripe_account:
-            raise LedgerError(
-                f"this archive holds Stripe account {header.stripe_account}, but client "
-                f"{client.id} is {client.stripe_account}",
-                where=str(path),
-                fix="give each client its own `archive` directory",
-            )
+    for month, path, header in archive.month_headers(
+        client.archive_dir, client.id, client.stripe_account
+    ):
         files[month] = path
         if header.complete:
             complete.add(month)
