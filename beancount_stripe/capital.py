@@ -1678,6 +1678,12 @@ def _open_date(
 
 def import_file(path: Path, client: ClientConfig, *, dry_run: bool = False) -> ImportResult:
     """Import one Capital CSV into the client's Capital output file (atomic; all or nothing)."""
+    require_capital(client)
+    with ledger.locked(client.ledger):
+        return _import_locked(path, client, dry_run=dry_run)
+
+
+def _import_locked(path: Path, client: ClientConfig, *, dry_run: bool) -> ImportResult:
     capital = require_capital(client)
     capital_file = read_csv(path, client)
     if not client.ledger.exists():

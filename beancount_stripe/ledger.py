@@ -9,9 +9,13 @@ ledger has errors a bookkeeper is still fixing. A deleted entry is therefore sim
 from __future__ import annotations
 
 import datetime
+import fcntl
 import glob
+import os
 import re
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -202,6 +206,36 @@ def _parse_entry(lines: list[str], start: int, end: int, path: Path, state: Ledg
     state.capital_entries.append(entry)
     if "capital_kind" in meta and "stripe_id" in meta:
         state.capital_ids.add(meta["stripe_id"])
+
+
+@contextmanager
+def locked(main: Path, *, timeout: float = 120.0) -> Iterator[None]:
+    """Hold the client's lock (an flock on the ledger's directory) while reading then writing.
+
+    Two syncs of one client at once (cron and Fava, say) would each append what the other also
+    appends; with the lock the second one waits, then sees the first one's entries.
+    """
+    directory = main.resolve().parent
+    while not directory.exists():  # before the first sync: lock the nearest existing folder
+        directory = directory.parent
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise LedgerError(
+                        f"another beancount-stripe process has held the ledger for {timeout:.0f} s",
+                        where=str(directory),
+                        fix="wait for the other sync or import to finish, then run this again",
+                    ) from None
+                time.sleep(0.1)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def format_entries(entries: Iterable[data.Directive]) -> str:

@@ -383,6 +383,30 @@ def sync_client(
     workers: int = 4,
 ) -> SyncReport:
     """Fetch, book and write one client. See the module docstring for the order of steps."""
+    with ledger.locked(client.ledger):
+        return _sync_locked(
+            client,
+            dry_run=dry_run,
+            now=now,
+            overlap=overlap,
+            api_base=api_base,
+            gateway=gateway,
+            progress=progress,
+            workers=workers,
+        )
+
+
+def _sync_locked(
+    client: ClientConfig,
+    *,
+    dry_run: bool,
+    now: int | None,
+    overlap: datetime.timedelta,
+    api_base: str | None,
+    gateway: StripeGateway | None,
+    progress: Progress | None,
+    workers: int,
+) -> SyncReport:
     report = SyncReport(client=client, dry_run=dry_run)
     tz = ZoneInfo(client.timezone)
     now = int(time.time()) if now is None else now

@@ -284,3 +284,48 @@ def test_unknown_currency_stops_the_sync_with_the_ledger_untouched(
     after = tree_digest(client.ledger.parent)
     ledger_files = [k for k in before if k.endswith(".beancount")]
     assert ledger_files and all(after[k] == before[k] for k in ledger_files)
+
+
+def test_a_second_sync_waits_for_the_first_and_books_nothing_twice(
+    world: World, make_client: ClientFactory
+) -> None:
+    import threading
+
+    client = make_client()
+    reports = []
+    errors = []
+
+    def run() -> None:
+        try:
+            reports.append(sync_client(client))
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    history = world.accounts[client.stripe_account].history.transactions
+    assert sorted(len(r.booked) for r in reports) == [0, 0, len(history)]
+    ids = booked_ids(load_clean(client.ledger))
+    assert sorted(ids) == sorted(bt["id"] for bt in history)
+
+
+def test_the_lock_gives_up_with_a_clear_message(make_client: ClientFactory) -> None:
+    import fcntl
+    import os
+
+    from beancount_stripe.errors import LedgerError
+
+    client = make_client()
+    sync_client(client)
+    fd = os.open(client.ledger.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with pytest.raises(LedgerError) as info, ledger.locked(client.ledger, timeout=0.3):
+            pass
+        assert "another beancount-stripe process" in str(info.value)
+    finally:
+        os.close(fd)
