@@ -99,14 +99,14 @@ def run(size: int, url: str) -> None:
         assert n == size
 
         print("beancount-stripe")
-        gw = sync.gateway_for(client, rate_limit=None)
+        gw = sync.gateway_for(client, rate_limit=0)
         report, t_full = timed(
             "full sync (4 concurrent month windows)", lambda: sync.sync_client(client, gateway=gw)
         )
         assert len(report.booked) == size
         _, t_again = timed(
             "second sync (nothing new)",
-            lambda: sync.sync_client(client, gateway=sync.gateway_for(client, rate_limit=None)),
+            lambda: sync.sync_client(client, gateway=sync.gateway_for(client, rate_limit=0)),
         )
         bts, t_read = timed("read whole archive (json parse)", lambda: sync.read_archive(client))
         _, t_book = timed(
