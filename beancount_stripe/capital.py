@@ -1588,7 +1588,10 @@ def covered_by_capital(
     if not items:
         return set()
     tz = _zone(client.timezone, client)
-    candidates = _by_key(_archive_bts(bts, (), tz))
+    # Oldest first, so a tie in date goes to the transaction Stripe created first: the same one
+    # every later sync will pick, whatever newer transactions arrive meanwhile.
+    ordered = sorted(bts, key=lambda b: (int(b["created"]), str(b["id"])))
+    candidates = _by_key(_archive_bts(ordered, (), tz))
     covered: set[str] = set()
     for item in sorted(items, key=lambda i: (i.date, i.where)):
         same = candidates.get((item.kind, item.commodity, item.amount or 0), ())
