@@ -503,15 +503,17 @@ def _sync_locked(
             blocks.append(ledger.format_entries(assertions))
     report.text = "\n".join(blocks)
 
-    if dry_run or not blocks:
+    if dry_run:
         return report
     main_text = ledger.ensure_main(
         client.ledger, client.output, client.name, client.operating_currency
     )
     header = ledger.OUTPUT_HEADER.format(name=client.name, account=client.stripe_account)
-    if ledger.append(client.output, blocks, header):
+    if blocks and ledger.append(client.output, blocks, header):
         report.changed_files.append(client.output)
-    if main_text is not None:
+    # The main ledger comes second, so a crash in between leaves it missing, as before the
+    # first sync; the next sync (even with nothing new) creates it.
+    if main_text is not None and client.output.exists():
         atomic.write_atomic(client.ledger, main_text)
         report.changed_files.append(client.ledger)
     return report

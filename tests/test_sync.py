@@ -329,3 +329,17 @@ def test_the_lock_gives_up_with_a_clear_message(make_client: ClientFactory) -> N
         assert "another beancount-stripe process" in str(info.value)
     finally:
         os.close(fd)
+
+
+def test_a_missing_main_ledger_is_created_even_with_nothing_new(
+    make_client: ClientFactory,
+) -> None:
+    """A crash between writing the output file and creating the main ledger heals itself."""
+    client = make_client()
+    sync_client(client)
+    output_before = client.output.read_bytes()
+    client.ledger.unlink()
+    report = sync_client(client)
+    assert report.booked == []
+    assert client.ledger.exists() and client.output.read_bytes() == output_before
+    load_clean(client.ledger)
