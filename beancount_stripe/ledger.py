@@ -276,14 +276,12 @@ include "{output}"
 
 
 def ensure_main(main: Path, output: Path, name: str, operating_currency: str | None) -> str | None:
-    """Text for a new main ledger if ``main`` does not exist yet, else None.
-
-    Refuses (LedgerError) when ``main`` exists but would not see ``output``: the entries would be
-    written where neither bean-check nor Fava look.
+    """Text for a new main ledger (title, operating currency, include of ``output``) if ``main``
+    does not exist yet, else None. An existing main ledger is the user's: see ``check_included``.
     """
-    rel = _relative(output, main.parent)
     if main.exists():
         return None
+    rel = _relative(output, main.parent)
     currency_option = (
         f'option "operating_currency" "{operating_currency}"' if operating_currency else ""
     )
@@ -292,6 +290,8 @@ def ensure_main(main: Path, output: Path, name: str, operating_currency: str | N
 
 
 def check_included(main: Path, output: Path, state: LedgerState) -> None:
+    """Refuse when ``main`` exists but does not include ``output``: entries would be written
+    where neither bean-check nor Fava look."""
     target = output.resolve()
     if main.exists() and target not in state.files and target not in state.includes:
         raise LedgerError(
