@@ -87,14 +87,20 @@ def sniff(path: Path) -> FileKind | None:
             return None
         compact = re.sub(r"\s+", "", text)
         is_list = '"object":"list"' in compact or '"data":[{' in compact
-        if is_list and ('"balance_transaction"' in compact or '"txn_' in compact):
+        if is_list and (_BT_MARKERS.search(compact) or _LIST_URL in compact):
             return FileKind("list")
         return None
     if text.startswith("["):
         compact = re.sub(r"\s+", "", text)
-        if compact == "[]" or '"balance_transaction"' in compact or '"txn_' in compact:
+        if compact == "[]" or (compact.startswith("[{") and _BT_MARKERS.search(compact)):
             return FileKind("array")
     return None
+
+
+# What only Stripe balance transaction data holds in its first KB: a transaction's own id or
+# object name, or the URL a saved list response names. Any other JSON is not ours to identify.
+_BT_MARKERS = re.compile(r'"(?:id":"txn_|object":"balance_transaction")')
+_LIST_URL = '"url":"/v1/balance_transactions"'
 
 
 def _header(h: Mapping[str, Any]) -> ArchiveHeader:

@@ -237,8 +237,11 @@ class CapitalFile:
     skipped: int = 0  # rows of other transaction types (a whole balance export, say)
 
 
-def _error(path: Path | str, row: int | None, what: str, fix: str) -> InputFileError:
-    where = f"{path}, row {row}" if row is not None else str(path)
+def _error(
+    path: Path | str, row: int | None, what: str, fix: str, *, line: int | None = None
+) -> InputFileError:
+    place = f"{path}:{line}" if line is not None else str(path)
+    where = f"{place}, row {row}" if row is not None else place
     return InputFileError(what, where=where, fix=fix)
 
 
@@ -290,6 +293,7 @@ def parse_csv(text: str, client: ClientConfig, path: Path | str = "<csv>") -> Ca
         raise _error(path, 1, f"unreadable CSV header ({exc})", "export the file again") from None
     columns = _columns(header, capital.columns, path)
     fields = set(columns.values())
+    header_of = {target: header[i].strip() for i, target in columns.items()}  # field → header
     style = _style(header, fields)
     for required, names, have, example in _REQUIRED:
         if not fields & have:
@@ -322,7 +326,9 @@ def parse_csv(text: str, client: ClientConfig, path: Path | str = "<csv>") -> Ca
             target = columns.get(i)
             if target is not None:
                 record[target] = value.strip()
-        parsed = _row(record, row_no, start_line, client, tz, local_tz, financing_vocabulary, path)
+        parsed = _row(
+            record, row_no, start_line, client, tz, local_tz, financing_vocabulary, path, header_of
+        )
         if parsed is None:
             skipped += 1
         else:
@@ -456,9 +462,10 @@ def _row(
     local_tz: ZoneInfo,
     financing_vocabulary: bool,
     path: Path,
+    names: Mapping[str, str],
 ) -> CapitalRow | None:
     def fail(what: str, fix: str) -> InputFileError:
-        return _error(path, row_no, what, fix)
+        return _error(path, row_no, what, fix, line=line)
 
     type_value = record.get("type", "")
     if not type_value:
@@ -533,11 +540,7 @@ def _row(
             "gross and net differ on a Capital transaction",
             "export the file again; Capital transactions have no Stripe fee",
         )
-    # The split columns hold magnitudes (some exports sign them like the balance effect).
-    advance, fee, total = (
-        None if values[k] is None else abs(values[k])  # type: ignore[arg-type]
-        for k in ("advance_amount", "fee_amount", "total_amount")
-    )
+    advance, fee, total = _split_magnitudes(values, kind, commodity, names, fail)
     magnitude: int | None
     if signed is not None:
         if signed * sign < 0:
@@ -626,6 +629,57 @@ def _row(
         remaining=values["remaining_amount"],
         remaining_principal=values["remaining_principal"],
     )
+
+
+_SPLIT_FIELDS = ("advance_amount", "fee_amount", "total_amount")
+
+
+def _split_magnitudes(
+    values: Mapping[str, int | None],
+    kind: str,
+    commodity: str,
+    names: Mapping[str, str],
+    fail: Callable[[str, str], InputFileError],
+) -> tuple[int | None, int | None, int | None]:
+    """The advance, fee and total columns of a row as magnitudes, once their signs agree.
+
+    Stripe's financing transactions give all three unsigned, with advance + fee = total; some
+    exports sign all three like the balance effect (negative for a paydown). A row mixing signs,
+    signed against its kind, or whose parts do not add up is refused: which of its numbers is
+    right cannot be told, and booking it would put a wrong split on the loan.
+    """
+
+    def col(name: str) -> str:
+        return f"`{names.get(name, name)}` {_fmt(values[name] or 0, commodity)}"
+
+    given = [k for k in _SPLIT_FIELDS if values[k]]  # non-zero
+    negative = [k for k in given if (values[k] or 0) < 0]
+    label = kind.replace("_", " ")
+    if negative and SIGN[kind] > 0:
+        raise fail(
+            f"column {col(negative[0])} is negative, but a {label} adds to the Stripe balance",
+            "Stripe gives advance, fee and total as positive amounts; correct the sign in the "
+            "file, or check the row's type",
+        )
+    if negative and len(negative) < len(given):
+        others = " and ".join(col(k) for k in given if k not in negative)
+        raise fail(
+            f"column {col(negative[0])} is negative, while {others} "
+            f"{'is' if len(given) - len(negative) == 1 else 'are'} positive: the parts of one "
+            f"{label} share one sign",
+            "Stripe gives advance, fee and total as positive amounts (advance + fee = total); "
+            "correct the sign in the file, or export it again",
+        )
+    advance, fee, total = (
+        None if values[k] is None else abs(values[k] or 0) for k in _SPLIT_FIELDS
+    )
+    if advance is not None and fee is not None and total is not None and advance + fee != total:
+        raise fail(
+            f"{col('advance_amount')} + {col('fee_amount')} is not {col('total_amount')}",
+            "the advance and the fee must add up to the total: correct the row, or export the "
+            "file again",
+        )
+    return advance, fee, total
 
 
 _LOAN_REF = re.compile(r"\b(?:flxln|financingoffer)_[A-Za-z0-9]+")
@@ -1190,7 +1244,7 @@ class _Planner:
         self.archive_by_id = {bt.id: bt for bt in self.archive}
 
     def fail(self, row: CapitalRow, what: str, fix: str) -> InputFileError:
-        return _error(self.file.path, row.row, what, fix)
+        return _error(self.file.path, row.row, what, fix, line=row.line)
 
     def _load_states(self) -> None:
         ordered = sorted(self.items, key=lambda i: (i.date, i.where))
