@@ -7,7 +7,9 @@
 
 Importers come from ../config/clients.yaml (one per client, plus one for the Capital CSV exports
 of each client with a loan), so `extract` books exactly what `beancount-stripe sync` and
-`beancount-stripe capital import` book, and skips what the ledger already has.
+`beancount-stripe capital import` book; what the ledger already has comes out marked as a
+duplicate (commented out by `extract`, shown as such on Fava's Import page). Fava's `import-dirs`
+is each client's inbox/ (hand-saved Stripe JSON, Capital CSVs), never the archive.
 """
 
 from pathlib import Path
