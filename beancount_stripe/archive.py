@@ -225,7 +225,38 @@ def _check_bt(obj: Any, where: str) -> dict[str, Any]:
                 where=where,
                 fix="amounts in Stripe JSON are integers in minor units; do not edit them",
             )
+    _check_fields(obj, where)
     return obj
+
+
+_ID_RE = re.compile(r"txn_[0-9A-Za-z_]+")
+_LAST_CREATED = 32503680000  # 3000-01-01: later is a damaged timestamp, not a date to book
+
+
+def _check_fields(obj: dict[str, Any], where: str) -> None:
+    """The fields booking trusts beyond the amounts: an id the ledger scan can find again, text
+    where text is expected, a ``created`` instant a date can hold."""
+    fix = "use the balance transactions exactly as the Stripe API returned them"
+    if not isinstance(obj["id"], str) or not _ID_RE.fullmatch(obj["id"]):
+        raise InputFileError(
+            f"balance transaction id {obj['id']!r} is not a Stripe id (`txn_` and letters, digits)",
+            where=where,
+            fix=fix,
+        )
+    for k in ("currency", "type"):
+        if not isinstance(obj[k], str) or not obj[k]:
+            raise InputFileError(
+                f"balance transaction {obj['id']}: `{k}` must be text, got {obj[k]!r}",
+                where=where,
+                fix=fix,
+            )
+    if not 0 <= obj["created"] < _LAST_CREATED:
+        raise InputFileError(
+            f"balance transaction {obj['id']}: `created` {obj['created']} is not a Unix time "
+            "in seconds between 1970 and 3000",
+            where=where,
+            fix=fix,
+        )
 
 
 def write_month(

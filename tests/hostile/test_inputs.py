@@ -307,6 +307,17 @@ def test_extract_amount_as_text(ws: Workspace) -> None:
     _extract(ws, path, "txn_1Hostile", "amount", "minor units")
 
 
+def test_extract_created_out_of_range(ws: Workspace) -> None:
+    path = _inbox(ws, "far.json", "[" + BT.replace("1740000000", "1000000000000000") + "]")
+    _extract(ws, path, "txn_1Hostile", "created", "1970 and 3000")
+
+
+def test_extract_id_that_is_not_a_stripe_id(ws: Workspace) -> None:
+    """A newline in an id would hide it from the ledger scan: booked again on every sync."""
+    weird = BT.replace('"txn_1Hostile"', '"txn_1\\n;include \\"x\\""')
+    _extract(ws, _inbox(ws, "id.json", f"[{weird}]"), "is not a Stripe id")
+
+
 def test_extract_broken_archive_line(synced: Workspace) -> None:
     month = sorted(synced.archive.glob("*.jsonl"))[0]
     lines = month.read_text().splitlines(keepends=True)
@@ -333,3 +344,18 @@ def test_extract_bad_capital_csv(cap: Workspace) -> None:
 )
 def test_not_stripe_data_is_not_identified(ws: Workspace, name: str, content: str | bytes) -> None:
     assert_not_identified(ws, _inbox(ws, name, content))
+
+
+def test_output_moved_outside_the_ledger_folder(synced: Workspace) -> None:
+    """The ledger does not read the new output file: appending there would book nothing."""
+    _with(synced, "    output: ../elsewhere/stripe.beancount\n")
+    before = synced.snapshot()
+    result = synced.cli("sync", "acme")
+    assert_refused(
+        result,
+        code=(2, 5),
+        mentions=["elsewhere/stripe.beancount", "include"],
+        before=before,
+        roots=[synced.root],
+        keys=[synced.key],
+    )
