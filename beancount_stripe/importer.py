@@ -159,7 +159,7 @@ def importers_from_config(path: str | Path) -> list[beangulp.Importer]:
 
 
 class CapitalImporter(beangulp.Importer):
-    """Stripe Capital CSV exports of one client → entries against its loan (capital.py).
+    """Stripe Capital CSV exports of one client → entries against its loan (``capital``).
 
     The same planning as ``beancount-stripe capital import``: rows the ledger already has are
     skipped, rows whose balance transaction is synced add only the fee part, the others book the
