@@ -210,6 +210,7 @@ def sync(
         if dry_run and report.text:
             click.echo(report.text)
         click.echo(format_report(report))
+        code = max(code, report.exit_code)
     sys.exit(code)
 
 
@@ -360,6 +361,7 @@ def demo(ctx: click.Context, world: Path | None, fresh: bool) -> None:
             code = max(code, capital_code)
             ok, output, totals = bean_check(client)
             click.echo(format_report(report, totals))
+            code = max(code, report.exit_code)
             if capital_text:
                 click.echo(capital_text)
             if ok:

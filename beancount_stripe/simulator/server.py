@@ -473,12 +473,34 @@ class _Handler(BaseHTTPRequestHandler):
                 }
             elif method == "POST" and path == "/_simulator/advance":
                 body = self._advance(params)
+            elif method == "POST" and path == "/_simulator/late":
+                body = self._late(params)
+            elif method == "POST" and path == "/_simulator/reveal":
+                body = self._reveal(params)
             else:
                 raise ApiError(404, f"Unrecognized simulator URL ({method}: {path})")
         except ApiError as err:
             self._send(err.status, {"error": err.body}, {}, 0)
             return
         self._send(200, body, {}, 0)
+
+    def _late(self, params: dict[str, str]) -> dict[str, Any]:
+        """Back-date a transaction into a month clients may have fetched completely already."""
+        sim = self.server.simulator
+        account_id = params.get("account", "")
+        if sim.world.account(account_id) is None:
+            raise ApiError(404, f"No such account: '{account_id}'", param="account")
+        created, amount, cur = _late_params(params)
+        listed = params.get("listed", "true").lower() not in ("0", "false", "no")
+        bt = sim.world.add_late(account_id, created, amount, cur, listed=listed)
+        return {"account": account_id, "id": bt["id"], "created": created, "listed": listed}
+
+    def _reveal(self, params: dict[str, str]) -> dict[str, Any]:
+        sim = self.server.simulator
+        account_id = params.get("account", "")
+        if sim.world.account(account_id) is None:
+            raise ApiError(404, f"No such account: '{account_id}'", param="account")
+        return {"account": account_id, "ids": [bt["id"] for bt in sim.world.reveal(account_id)]}
 
     def _advance(self, params: dict[str, str]) -> dict[str, Any]:
         sim = self.server.simulator
@@ -506,6 +528,16 @@ class _Handler(BaseHTTPRequestHandler):
             "ids": [bt["id"] for bt in new],
             "newest_created": account.index.newest_created(),
         }
+
+
+def _late_params(params: dict[str, str]) -> tuple[int, int, str]:
+    """(created, amount, currency) of a ``/_simulator/late`` request."""
+    created = _int(params.get("created", ""), "created")
+    amount = _int(params.get("amount", ""), "amount")
+    cur = params.get("currency", "usd").lower()
+    if not re.fullmatch(r"[a-z]{3}", cur):
+        raise ApiError(400, f"Invalid currency: {cur}", param="currency")
+    return created, amount, cur
 
 
 def _request_id(n: int) -> str:
@@ -662,6 +694,8 @@ class _Api:
         with self.account.lock:
             available, pending = self.account.index.balance_sums(self.now)
             currencies = self.account.index.currencies()
+            for cur, extra in self.account.unlisted_balance.items():
+                available[cur] = available.get(cur, 0) + extra
         return balance_object(currencies, available, pending)
 
     def _connected_accounts(self, params: list[tuple[str, str]]) -> dict[str, Any]:

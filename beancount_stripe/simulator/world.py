@@ -9,6 +9,7 @@ secret key, and for a Connect platform the accounts it may act for. Keys here ar
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,10 @@ class SimAccount:
     timezone: str = "Etc/UTC"
     email: str | None = None
     created: int | None = None
+    # balance Stripe reports that no listed transaction explains yet (minor units per currency),
+    # for tests of a sync that must not write an assertion it cannot prove
+    unlisted_balance: dict[str, int] = field(default_factory=dict)
+    unlisted: list[dict[str, Any]] = field(default_factory=list)  # see ``World.add_late``
     index: TransactionIndex = field(init=False, repr=False, compare=False)
     lock: threading.RLock = field(init=False, repr=False, compare=False)
 
@@ -156,6 +161,73 @@ class World:
             new = account.history.extend(count, until)
             account.index.append(new)
         return new
+
+    def add_late(
+        self,
+        account_id: str,
+        created: int,
+        amount: int,
+        currency: str,
+        *,
+        type: str = "adjustment",
+        category: str = "other_adjustment",
+        description: str = "Late adjustment",
+        listed: bool = True,
+    ) -> dict[str, Any]:
+        """Insert a BT dated in the past, into a month a client may have fetched completely.
+
+        Stripe's lists are eventually consistent: a transaction can show in the balance before
+        it shows in ``/v1/balance_transactions``. With ``listed=False`` it counts in the balance
+        only, until ``reveal``. A sync must notice either case through the balance instead of
+        trusting "month complete".
+        """
+        account = self.accounts[account_id]
+        digest = hashlib.blake2b(
+            f"late|{account_id}|{created}|{amount}|{currency}|{len(account.history.transactions)}".encode(),
+            digest_size=12,
+        ).hexdigest()
+        bt: dict[str, Any] = {
+            "id": f"txn_1Late{digest[:19]}",
+            "object": "balance_transaction",
+            "amount": amount,
+            "available_on": created,
+            "balance_type": "payments",
+            "created": created,
+            "currency": currency.lower(),
+            "description": description,
+            "exchange_rate": None,
+            "fee": 0,
+            "fee_details": [],
+            "net": amount,
+            "reporting_category": category,
+            "source": None,
+            "status": "available",
+            "type": type,
+        }
+        with account.lock:
+            if listed:
+                self._list(account, [bt])
+            else:
+                account.unlisted.append(bt)
+                cur = bt["currency"]
+                account.unlisted_balance[cur] = account.unlisted_balance.get(cur, 0) + bt["net"]
+        return bt
+
+    def reveal(self, account_id: str) -> list[dict[str, Any]]:
+        """List the transactions ``add_late(listed=False)`` kept out of the lists so far."""
+        account = self.accounts[account_id]
+        with account.lock:
+            shown, account.unlisted = account.unlisted, []
+            for bt in shown:
+                account.unlisted_balance[bt["currency"]] -= bt["net"]
+            self._list(account, shown)
+        return shown
+
+    @staticmethod
+    def _list(account: SimAccount, bts: list[dict[str, Any]]) -> None:
+        account.history.transactions.extend(bts)
+        account.history.transactions.sort(key=lambda t: (t["created"], t["id"]))
+        account.index.append(bts)
 
 
 # --- YAML ---------------------------------------------------------------------------------------
