@@ -657,12 +657,14 @@ def fetch_client(
 ) -> FetchResult:
     """Only fetch into the archive (for beangulp's ``import.py extract`` and Fava's Import page)."""
     now = int(time.time()) if now is None else now
+    atomic.check_writable(archive.month_path(client.archive_dir, "0000-00"))
     gw = gateway or gateway_for(client, api_base=api_base)
     account = verify_account(gw, client)
     # Complete months are skipped and the others resume from their newest transaction, so
     # starting at the account's creation costs one request per month not yet complete.
     lower = int(account.get("created") or STRIPE_EPOCH)
-    return fetch(client, gw, lower=lower, now=now, overlap=overlap, progress=progress)
+    with ledger.locked(client.ledger):  # a sync merging the same month file must wait
+        return fetch(client, gw, lower=lower, now=now, overlap=overlap, progress=progress)
 
 
 def _archive_period(
