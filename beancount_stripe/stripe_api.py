@@ -17,6 +17,7 @@ from typing import Any
 
 import stripe
 
+from beancount_stripe import privacy
 from beancount_stripe.errors import (
     BeancountStripeError,
     StripeAccessError,
@@ -71,6 +72,7 @@ class StripeGateway:
         rate_limit: float | None = 20.0,
         timeout: float = 80.0,
         sleep: Callable[[float], None] = time.sleep,
+        minimise: Callable[[dict[str, Any]], dict[str, Any]] | None = privacy.minimise,
     ) -> None:
         base = {"api": api_base} if api_base else None
         self._client = stripe.StripeClient(
@@ -88,6 +90,9 @@ class StripeGateway:
         self.limiter = RateLimiter(rate_limit)
         self._sleep = sleep
         self.request_count = 0
+        # Applied to every balance transaction as it arrives, before anything can store it:
+        # personal data Stripe expands into the source never reaches the archive (privacy.py).
+        self.minimise = minimise
 
     # -- public calls ---------------------------------------------------------------------------
 
@@ -147,6 +152,8 @@ class StripeGateway:
                 "GET /v1/balance_transactions",
             )
             items = page.get("data") or []
+            if self.minimise is not None:
+                items = [self.minimise(bt) if isinstance(bt, dict) else bt for bt in items]
             if on_page:
                 on_page(len(items))
             if ending_before:
