@@ -1207,8 +1207,9 @@ def _key_source_findings(source: KeySource, client_id: str) -> list[tuple[str, s
         findings.append(
             (
                 f"{source.describe()} holds an unrestricted live secret key",
-                "create a restricted key (`rk_live_…`) with read access to balance "
-                "transactions, balance and account, and use that instead",
+                "create a restricted key (`rk_live_…`) with Read on the resources the README "
+                "lists (The restricted key), use that instead, and check it with "
+                "`config check --online`",
                 "warning",
             )
         )

@@ -262,7 +262,7 @@ class StripeGateway:
                     f"Stripe refused the API key (HTTP 401) on {what}: {_msg(e)}",
                     where=f"client {self.client_id}",
                     fix="check the key source configured for this client (a restricted read-only "
-                    "key `rk_…` with read access to balance transactions is recommended)",
+                    "key `rk_…` with the read permissions the README lists is recommended)",
                 ) from None
             except stripe.PermissionError as e:
                 text = _msg(e)
