@@ -300,7 +300,7 @@ def _missing_permission(name: str, what: str, client_id: str) -> MissingPermissi
     resource = f"`{perm.resource}`" if perm else f"the resource of `{name}`"
     return MissingPermissionError(
         f"the restricted key lacks the `{name}` permission (HTTP 403 on {what}); nothing was "
-        "written",
+        "booked",
         permission=name,
         where=f"client {client_id}",
         fix=f"in the Stripe Dashboard (Developers → API keys), edit the restricted key and set "
