@@ -117,3 +117,25 @@ def test_docs_list_every_permission() -> None:
         assert perm.name in readme, f"README lacks {perm.name}"
         assert perm.name in clients, f"config/clients.yaml lacks {perm.name}"
         assert perm.resource in readme
+
+
+def test_world_file_declares_restricted_keys(tmp_path: Path) -> None:
+    from beancount_stripe.errors import ConfigError
+    from beancount_stripe.simulator.world import load_world
+
+    key = rk("Yaml")
+    body = (
+        "accounts:\n"
+        "  - id: acct_1YamlWorld0001\n"
+        "    history: {seed: 1, size: 20}\n"
+        "    restricted_keys:\n"
+        f"      - {{key: {key}, permissions: [rak_balance_read]}}\n"
+    )
+    path = tmp_path / "world.yaml"
+    path.write_text(body, encoding="utf-8")
+    world = load_world(path)
+    assert world.permissions_of(key) == {"rak_balance_read"}
+    assert world.account_for_key(key) is world.accounts["acct_1YamlWorld0001"]
+    path.write_text(body.replace("permissions: [rak_balance_read]", "permissions: 3"))
+    with pytest.raises(ConfigError, match="restricted_keys"):
+        load_world(path)
