@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from beancount.core import data
 
-from beancount_stripe import archive, atomic, booking, capital, currency, ledger, rules
+from beancount_stripe import archive, atomic, booking, capital, currency, ledger, privacy, rules
 from beancount_stripe.config import ClientConfig, resolve_key
 from beancount_stripe.errors import LedgerError, StripeAccessError
 from beancount_stripe.stripe_api import StripeGateway
@@ -116,6 +116,7 @@ def gateway_for(
         rate_limit=rate_limit,
         max_retries=max_retries,
         backoff=backoff,
+        minimise=privacy.minimiser_for(client),
     )
 
 
