@@ -133,7 +133,7 @@ def test_check_fails_a_client_whose_ledger_does_not_balance(cfg: Path, tmp_path:
     CliRunner().invoke(main, ["-c", str(cfg), "sync", "other"])
     main_ledger = tmp_path / "books" / "other" / "ledger.beancount"
     main_ledger.write_text(
-        main_ledger.read_text() + "\n2025-01-05 * \"broken by hand\"\n"
+        main_ledger.read_text() + '\n2025-01-05 * "broken by hand"\n'
         "  Assets:Other:Stripe  1.00 EUR\n  Expenses:Other:Uncategorized  2.00 EUR\n"
     )
     result = CliRunner().invoke(main, ["-c", str(cfg), "sync", "other", "--check", "--json"])
