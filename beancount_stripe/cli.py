@@ -323,6 +323,10 @@ def _register_simulator() -> None:
 
 _register_simulator()
 
+from beancount_stripe.cli_firm import register as _register_firm  # noqa: E402  (init, connect)
+
+_register_firm(main)
+
 
 # -- reporting ----------------------------------------------------------------------------------
 
