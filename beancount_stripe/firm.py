@@ -26,6 +26,7 @@ FILES: tuple[tuple[str, str, int], ...] = (
     ("gitignore", ".gitignore", 0o644),
     ("import.py", "import.py", 0o755),
     ("README.md", "README.md", 0o644),
+    ("queries.beancount", "ledgers/queries.beancount", 0o644),
     ("beancount-stripe.cron", "schedule/beancount-stripe.cron", 0o644),
     ("beancount-stripe-sync.service", "schedule/beancount-stripe-sync.service", 0o644),
     ("beancount-stripe-sync.timer", "schedule/beancount-stripe-sync.timer", 0o644),
