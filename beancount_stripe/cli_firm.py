@@ -103,8 +103,8 @@ def connect(
     """Connect CLIENT_ID's Stripe account: check the key, store it, add the client to the config.
 
     Asks for the key with hidden input unless --key-env or --key-file gives it. Shows the
-    account's name, id, country and default currency for confirmation, checks the key can read
-    the account, the balance and the balance transactions (naming any missing permission),
+    account's name, id, country and default currency for confirmation, checks the key holds
+    every read permission sync needs (naming any missing one, as `config check --online` does),
     stores the key (never in the config), and appends the client to the config file keeping its
     comments and order. Connect mode: --connect --account acct_… with the platform's key.
     """
@@ -150,7 +150,7 @@ def connect(
                 "and grant these read permissions"
             )
         else:
-            lines.append(click.style("  permissions: account, balance, balance transactions ✔"))
+            lines.append("  permissions: every read permission sync needs ✔")
         click.echo("\n".join(lines))
         if info.missing:
             sys.exit(3)

@@ -15,13 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from beancount_stripe.errors import (
-    BeancountStripeError,
-    ConfigError,
-    KeySourceError,
-    StripeAccessError,
-)
-from beancount_stripe.stripe_api import StripeGateway
+from beancount_stripe.errors import BeancountStripeError, ConfigError, KeySourceError
+from beancount_stripe.stripe_api import REQUIRED_PERMISSIONS, StripeGateway
 
 __all__ = [
     "STORES",
@@ -38,12 +33,7 @@ STORES = ("keyring", "file", "env")
 _ID_RE = re.compile(r"[a-z0-9][a-z0-9-]*")
 _ACCOUNT_RE = re.compile(r"acct_[A-Za-z0-9]+")
 
-# What sync reads, and the restricted-key permission that allows it (Dashboard names).
-PERMISSIONS = (
-    ("account", "Account: Read"),
-    ("balance", "Balance: Read"),
-    ("balance_transactions", "Balance transactions (Balance transaction sources): Read"),
-)
+ACCOUNT_PERMISSION = "rak_connected_account_read"
 
 
 @dataclass
@@ -131,34 +121,25 @@ def inspect_account(
     platform = None
     if connected_account is not None:
         platform = str(gateway.account(as_connected=False).get("id") or "")
-    acct = gateway.account()  # without Account read there is nothing to confirm: let it raise
+    # One small request per permission sync needs (stripe_api.REQUIRED_PERMISSIONS); a 401 or
+    # an outage raises. Without Account read there is nothing to show: that one is an error.
+    missing = gateway.probe_permissions()
+    if ACCOUNT_PERMISSION in missing:
+        raise missing[ACCOUNT_PERMISSION]
+    acct = gateway.account()
     settings = acct.get("settings") or {}
     dashboard = settings.get("dashboard") or {}
     profile = acct.get("business_profile") or {}
-    info = AccountInfo(
+    labels = {p.name: p.resource for p in REQUIRED_PERMISSIONS}
+    return AccountInfo(
         id=str(acct.get("id") or ""),
         name=str(dashboard.get("display_name") or profile.get("name") or acct.get("id")),
         country=str(acct.get("country") or "?"),
         default_currency=str(acct.get("default_currency") or "").upper(),
         timezone=dashboard.get("timezone") or None,
         platform=platform,
+        missing=[f"{labels.get(name, name)}: Read ({name})" for name in sorted(missing)],
     )
-    checks = {
-        "balance": gateway.balance,
-        "balance_transactions": lambda: next(
-            iter(gateway.balance_transactions(expand_source=False)), None
-        ),
-    }
-    for what, label in PERMISSIONS:
-        if what not in checks:
-            continue
-        try:
-            checks[what]()
-        except StripeAccessError as e:
-            if "HTTP 401" in str(e):
-                raise
-            info.missing.append(label)
-    return info
 
 
 def keyring_usable() -> bool:

@@ -311,3 +311,58 @@ def test_add_client_keeps_a_hand_written_config_byte_for_byte(tmp_path: Path) ->
     assert [line for line in original.splitlines() if line not in edited.splitlines()] == []
     # the comment about `rules:` after the list still comes after the list, new client included
     assert edited.index("  - id: new-one") < edited.index("# Categorization rules shared")
+
+
+def test_connect_names_a_missing_permission_and_stores_nothing(
+    tmp_path: Path, sim: Simulator, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from beancount_stripe.stripe_api import PERMISSION_NAMES
+
+    firm = tmp_path / "firm"
+    CliRunner().invoke(main, ["init", str(firm)])
+    cfg = firm / "clients.yaml"
+    before = cfg.read_text()
+    held = set(PERMISSION_NAMES) - {"rak_charge_read"}
+    key = world.add_restricted_key(ACME, "rk_test_" + "Onboard" * 4, held)
+    monkeypatch.setenv("RK_KEY", key)
+    result = CliRunner().invoke(
+        main,
+        [
+            "-c",
+            str(cfg),
+            "connect",
+            "acme",
+            "--key-env",
+            "RK_KEY",
+            "--store",
+            "file",
+            "--api-base",
+            sim.url,
+            "--yes",
+        ],
+    )
+    assert result.exit_code == 3, result.output
+    assert "Charges: Read (rak_charge_read)" in result.output and ACME in result.output
+    assert key not in result.output
+    assert cfg.read_text() == before and not (firm / "secrets" / "acme.key").exists()
+    # with every permission it connects
+    full = world.add_restricted_key(ACME, "rk_test_" + "Complete" * 4, PERMISSION_NAMES)
+    monkeypatch.setenv("RK_KEY", full)
+    ok = CliRunner().invoke(
+        main,
+        [
+            "-c",
+            str(cfg),
+            "connect",
+            "acme",
+            "--key-env",
+            "RK_KEY",
+            "--store",
+            "file",
+            "--api-base",
+            sim.url,
+            "--yes",
+        ],
+    )
+    assert ok.exit_code == 0, ok.output
+    assert "every read permission sync needs ✔" in ok.output
