@@ -27,7 +27,8 @@ def _run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
 def test_wheel_installs_in_a_fresh_venv_and_runs(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     build = _run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(dist), str(ROOT)],
+        # -v shows the build backend's own output, where setuptools prints its warnings
+        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "-w", str(dist), str(ROOT)],
         cwd=tmp_path,
     )
     assert build.returncode == 0, build.stderr
