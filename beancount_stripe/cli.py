@@ -113,6 +113,8 @@ def main(ctx: click.Context, config_path: Path) -> None:
 
     \b
     Typical use:
+      beancount-stripe init ~/books          # a firm's folder: config, schedules, README
+      beancount-stripe -c ~/books/clients.yaml connect acme   # check a key, add a client
       beancount-stripe config check
       beancount-stripe sync --all            # first run: full history; later: what is new
       beancount-stripe sync acme --dry-run   # show what would be appended
@@ -232,7 +234,7 @@ def sync(
     failing client never stops the others; the exit status is the highest of theirs.
 
     \b
-    For cron (README "Running it every day"):
+    For cron (README "Sync, check, schedule, monitor"; `init` writes the schedule files):
       beancount-stripe sync --all --check --quiet --on-failure 'mail -s "stripe sync" me@firm'
       beancount-stripe sync --all --json > last-sync.json
     """
