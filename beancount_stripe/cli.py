@@ -20,7 +20,8 @@ import click
 from beancount_stripe import __version__, currency
 from beancount_stripe.config import ClientConfig, Config, check_config, load_config
 from beancount_stripe.errors import BeancountStripeError, ConfigError
-from beancount_stripe.health import Health
+from beancount_stripe.health import Health, ledger_health
+from beancount_stripe.monitor import ClientOutcome
 from beancount_stripe.stripe_api import mask_secrets
 from beancount_stripe.sync import DEFAULT_OVERLAP, SyncReport, fetch_client, sync_client
 
@@ -258,7 +259,7 @@ def sync(
         finally:
             bars.close()
 
-    outcomes = [_sync_one(client, run, check=check, echo_error=not as_json) for client in selected]
+    outcomes = [_sync_one(client, run, check=check) for client in selected]
     code = max((o.exit_status for o in outcomes), default=0)
     summary = monitor.run_summary(outcomes, started, code)
     if as_json:
@@ -283,18 +284,13 @@ def _sync_one(
     run: Callable[[ClientConfig], SyncReport],
     *,
     check: bool,
-    echo_error: bool,
-) -> Any:
-    """Sync one client and read its books; an error is recorded (and printed), never raised."""
-    from beancount_stripe import monitor
-    from beancount_stripe.health import ledger_health
-
-    outcome = monitor.ClientOutcome(client=client)
+) -> ClientOutcome:
+    """Sync one client and read its books; an error is recorded and printed, never raised."""
+    outcome = ClientOutcome(client=client)
     try:
         outcome.report = run(client)
     except BeancountStripeError as e:
-        if echo_error:
-            _fail(e)
+        _fail(e)
         outcome.error = mask_secrets(str(e))
         outcome.exit_status = e.exit_code
     if outcome.report is not None and outcome.report.exit_code:
@@ -312,8 +308,7 @@ def _sync_one(
         if not ok:
             outcome.exit_status = max(outcome.exit_status, 1)
             outcome.error = outcome.error or f"bean-check found errors in {client.ledger}"
-            if echo_error:
-                click.secho(f"error: {client.id}: bean-check failed:\n{output}", fg="red", err=True)
+            click.secho(f"error: {client.id}: bean-check failed:\n{output}", fg="red", err=True)
     return outcome
 
 
@@ -473,7 +468,6 @@ def demo(ctx: click.Context, world: Path | None, fresh: bool) -> None:
     syncs every client's full history, runs bean-check on every client ledger and prints a
     per-client summary. `make demo` runs it with --fresh.
     """
-    from beancount_stripe.health import ledger_health
     from beancount_stripe.simulator import Simulator, default_world, load_world
 
     with _errors():
@@ -547,7 +541,6 @@ def _demo_keys(world: Any) -> dict[str, str]:
 
 def bean_check(client: ClientConfig) -> tuple[bool, str, dict[str, Decimal]]:
     """Run Beancount's own ``bean-check`` and sum the clearing account per currency."""
-    from beancount_stripe.health import ledger_health
 
     ok, output = _bean_check_text(client)
     return ok, output, ledger_health(client).clearing

@@ -366,3 +366,30 @@ def test_connect_names_a_missing_permission_and_stores_nothing(
     )
     assert ok.exit_code == 0, ok.output
     assert "every read permission sync needs ✔" in ok.output
+
+
+def test_connect_reads_the_key_from_a_file(tmp_path: Path, sim: Simulator, world: World) -> None:
+    firm = tmp_path / "firm"
+    CliRunner().invoke(main, ["init", str(firm)])
+    handed_over = tmp_path / "from-the-client.txt"
+    handed_over.write_text(world.accounts[ACME].key + "\n")
+    result = CliRunner().invoke(
+        main,
+        [
+            "-c",
+            str(firm / "clients.yaml"),
+            "connect",
+            "acme",
+            "--key-file",
+            str(handed_over),
+            "--store",
+            "file",
+            "--api-base",
+            sim.url,
+            "--yes",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    stored = firm / "secrets" / "acme.key"
+    assert stored.read_text().strip() == world.accounts[ACME].key
+    assert "key: file:secrets/acme.key" in (firm / "clients.yaml").read_text()
