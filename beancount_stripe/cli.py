@@ -541,7 +541,6 @@ def _demo_keys(world: Any) -> dict[str, str]:
 
 def bean_check(client: ClientConfig) -> tuple[bool, str, dict[str, Decimal]]:
     """Run Beancount's own ``bean-check`` and sum the clearing account per currency."""
-
     ok, output = _bean_check_text(client)
     return ok, output, ledger_health(client).clearing
 
