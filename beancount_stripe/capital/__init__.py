@@ -43,6 +43,7 @@ from beancount_stripe.capital.held import (
 )
 from beancount_stripe.capital.kinds import (
     BT_TYPES,
+    CAPITAL_PAYEE,
     KIND_OF_BT,
     KINDS,
     LABELS,
@@ -82,6 +83,7 @@ from beancount_stripe.errors import BeancountStripeError  # what every refusal h
 
 __all__ = [
     "BT_TYPES",
+    "CAPITAL_PAYEE",
     "HEADER_FIELDS",
     "KINDS",
     "KIND_OF_BT",

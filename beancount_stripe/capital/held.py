@@ -162,7 +162,10 @@ def ledger_items(scanned: Iterable[ScannedEntry], client: ClientConfig) -> list[
                 reverses=meta.get("capital_reverses") or None,
                 where=f"{entry.path}:{entry.line}",
                 withheld=reason == WITHHOLDING_REASON
-                or (reason is None and _WITHHELD_PREFIX in entry.header),
+                or (
+                    reason is None
+                    and _WITHHELD_PREFIX in f"{entry.header} {meta.get('stripe_description', '')}"
+                ),
             )
         )
     by_txn = {i.txn: i for i in items if i.origin == "sync" and i.txn}

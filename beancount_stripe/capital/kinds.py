@@ -24,4 +24,5 @@ LABELS: dict[str, str] = {
 # and their dates (in the client's time zone) are at most this many days apart.
 MATCH_DAYS = 2
 WITHHOLDING_REASON = "automatic_withholding"
+CAPITAL_PAYEE = "Stripe Capital"  # the payee of every Capital entry (booking.py agrees)
 _WITHHELD_PREFIX = "Withheld funds from"  # balance transaction description of a withholding

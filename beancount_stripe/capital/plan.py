@@ -18,6 +18,7 @@ from beancount_stripe.capital.held import LedgerItem, LoanState, ledger_items
 from beancount_stripe.capital.kinds import (
     _REPAYMENT_KINDS,
     BT_TYPES,
+    CAPITAL_PAYEE,
     KIND_OF_BT,
     LABELS,
     MATCH_DAYS,
@@ -428,6 +429,8 @@ class _Planner:
                 meta["stripe_source"] = source
             meta["stripe_type"] = BT_TYPES[row.kind]
         self._capital_meta(meta, row, how, reverses)
+        if row.description:
+            meta["stripe_description"] = row.description  # ids: metadata, not the payee
         com = row.commodity
         sign = SIGN[row.kind]
         postings = [self._posting(self.accounts.clearing, row.amount, com)]
@@ -442,7 +445,7 @@ class _Planner:
             meta,
             date,
             "*",
-            row.description,
+            CAPITAL_PAYEE,
             LABELS[row.kind],
             data.EMPTY_SET,
             frozenset({_link(row.loan.id)}),
@@ -466,7 +469,7 @@ class _Planner:
             synced.date,
             "*",
             None,
-            f"{LABELS[row.kind]}: financing fee part of {synced.txn}",
+            f"{LABELS[row.kind]}: financing fee part",  # the txn is in capital_for
             data.EMPTY_SET,
             frozenset({_link(row.loan.id)}),
             postings,
