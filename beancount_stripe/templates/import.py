@@ -4,8 +4,10 @@
     python import.py identify ledgers/CLIENT/archive
     python import.py extract ledgers/CLIENT/archive -e ledgers/CLIENT/ledger.beancount
 
-`extract` books exactly what `beancount-stripe sync` books (same rules), and skips what the
-ledger already has. Add your bank importers to CONFIG and the payout-matching hooks to HOOKS.
+`extract` books exactly what `beancount-stripe sync` books (same rules); what the ledger already
+has comes out marked as a duplicate (commented out by `extract`, shown as such by Fava). Point
+Fava's `import-dirs` at an inbox folder for hand-saved files, never at an archive/ folder.
+Add your bank importers to CONFIG and the payout-matching hooks to HOOKS.
 """
 
 from pathlib import Path
