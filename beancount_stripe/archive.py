@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from beancount_stripe.atomic import write_atomic
 from beancount_stripe.errors import InputFileError, LedgerError
 
@@ -165,6 +167,16 @@ def month_headers(
     return out
 
 
+def loads(text: str) -> Any:
+    """Parse JSON with orjson (several times faster on a big archive), falling back to the
+    standard parser for what orjson refuses but JSON allows (lone surrogate escapes, integers
+    beyond 64 bits, NaN): same result, and the same error message, as ``json.loads``."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 _LINE_ID = re.compile(r'"id":"(txn_[^"]*)"')
 
 
@@ -197,7 +209,7 @@ def read_transactions(
                     if m and m.group(1) in skip_ids:
                         continue
                 try:
-                    obj = json.loads(line)
+                    obj = loads(line)
                 except json.JSONDecodeError as e:
                     raise InputFileError(
                         f"line is not valid JSON ({e.msg}, column {e.colno})",
@@ -209,7 +221,7 @@ def read_transactions(
         return rows
     try:
         with open(path, encoding="utf-8-sig") as f:
-            doc = json.load(f)
+            doc = loads(f.read())
     except json.JSONDecodeError as e:
         raise InputFileError(
             f"invalid JSON ({e.msg})",

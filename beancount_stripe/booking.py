@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -174,8 +174,10 @@ def classify(bt: Mapping[str, Any], *, fee_tax: bool = False) -> str:
 
     ``fee_tax=True`` (the client configures a fee-tax account) sends tax on Stripe fees there.
     """
-    bt_type = _text(bt.get("type"))
-    category = _text(bt.get("reporting_category"))
+    return _classify(_text(bt.get("type")), _text(bt.get("reporting_category")), fee_tax)
+
+
+def _classify(bt_type: str, category: str, fee_tax: bool) -> str:
     field = PAIR_COUNTER.get((bt_type, category))
     if field is None:
         field = TYPE_COUNTER.get(bt_type)
@@ -190,10 +192,12 @@ def classify(bt: Mapping[str, Any], *, fee_tax: bool = False) -> str:
 
 def label(bt: Mapping[str, Any]) -> str:
     """A readable, never empty name for what ``bt`` is ("Stripe payout", "Dispute", …)."""
-    category = _text(bt.get("reporting_category"))
+    return _label(_text(bt.get("type")), _text(bt.get("reporting_category")))
+
+
+def _label(bt_type: str, category: str) -> str:
     if category in _CATEGORY_LABELS:
         return _CATEGORY_LABELS[category]
-    bt_type = _text(bt.get("type"))
     if bt_type in _TYPE_LABELS:
         return _TYPE_LABELS[bt_type]
     readable = " ".join(bt_type.replace("_", " ").split())
@@ -207,6 +211,8 @@ class _Context:
     accounts: Mapping[str, str]
     tz: ZoneInfo
     fee_tax: bool
+    # currency code as Stripe writes it → (commodity, -exponent), filled as codes are met
+    units: dict[str, tuple[str, int]] = field(default_factory=dict, compare=False, hash=False)
 
 
 def _make_context(client: ClientConfig) -> _Context:
@@ -377,43 +383,88 @@ def _posting(account: str, number: Any, com: str) -> data.Posting:
     return data.Posting(account, Amount(number, com), None, None, None, None)
 
 
+_new_tuple = tuple.__new__
+_Posting = data.Posting
+_Transaction = data.Transaction
+_EMPTY = data.EMPTY_SET
+
+
+def _units(ctx: _Context, code: Any, where: str) -> tuple[str, int]:
+    """(commodity, -exponent) of a Stripe currency code; raises CurrencyError when unknown."""
+    com = currency.commodity(code, where)
+    found = (com, -currency.exponent(code))
+    ctx.units[code] = found
+    return found
+
+
 def _book(bt: Mapping[str, Any], ctx: _Context, filename: str) -> data.Transaction:
-    txn_id = bt.get("id")
+    # The hot path of booking a big history: plain locals, one dict lookup per currency, Amounts
+    # built without the constructor's type asserts (the values are checked here already).
+    get = bt.get
+    txn_id = get("id")
     if not isinstance(txn_id, str) or not txn_id:
         raise InputFileError(
             f"a balance transaction has no id (id={txn_id!r})",
             where=filename,
             fix="use the balance transactions exactly as the Stripe API returned them",
         )
-    where = f"balance transaction {txn_id}"
-    code = bt.get("currency")
-    com = currency.commodity(code, where)  # type: ignore[arg-type]  # raises CurrencyError
-    amount = _int_field(bt, "amount", txn_id, filename)
-    fee = _int_field(bt, "fee", txn_id, filename)
-    net = _int_field(bt, "net", txn_id, filename)
+    code = get("currency")
+    units = ctx.units.get(code) if isinstance(code, str) else None
+    if units is None:
+        units = _units(ctx, code, f"balance transaction {txn_id}")  # raises CurrencyError
+    com, scale = units
+    amount, fee, net, created = get("amount"), get("fee"), get("net"), get("created")
+    if type(amount) is not int or type(fee) is not int or type(net) is not int:
+        amount = _int_field(bt, "amount", txn_id, filename)
+        fee = _int_field(bt, "fee", txn_id, filename)
+        net = _int_field(bt, "net", txn_id, filename)
     if net != amount - fee:
         raise InputFileError(
             f"balance transaction {txn_id}: net {net} is not amount {amount} minus fee {fee}",
             where=filename,
             fix="re-fetch the balance transaction from Stripe; the stored copy is damaged",
         )
-    created = _int_field(bt, "created", txn_id, filename)
+    if type(created) is not int:
+        created = _int_field(bt, "created", txn_id, filename)
     date = datetime.datetime.fromtimestamp(created, ctx.tz).date()
 
-    bt_type = _text(bt.get("type"))
-    category = _text(bt.get("reporting_category"))
-    field = classify(bt, fee_tax=ctx.fee_tax)
+    bt_type = get("type")
+    if type(bt_type) is not str:
+        bt_type = ""
+    category = get("reporting_category")
+    if type(category) is not str:
+        category = ""
+    fee_tax = ctx.fee_tax
+    field = _classify(bt_type, category, fee_tax)
     accounts = ctx.accounts
-    tax = _tax_part(bt, fee, code) if ctx.fee_tax else 0  # type: ignore[arg-type]
+    tax = _tax_part(bt, fee, code) if fee_tax else 0  # type: ignore[arg-type]
 
-    postings = [_posting(accounts["clearing"], currency.to_decimal(net, code, where), com)]
+    postings = [
+        _Posting(
+            accounts["clearing"],
+            _new_tuple(Amount, (Decimal(net).scaleb(scale), com)),
+            None,
+            None,
+            None,
+            None,
+        )
+    ]
     if fee != tax:
-        postings.append(_posting(accounts["fees"], currency.to_decimal(fee - tax, code), com))
+        number = Decimal(fee - tax).scaleb(scale)
+        postings.append(
+            _Posting(accounts["fees"], _new_tuple(Amount, (number, com)), None, None, None, None)
+        )
     if tax:
-        postings.append(_posting(accounts["fee_tax"], currency.to_decimal(tax, code), com))
-    postings.append(_posting(accounts[field], currency.to_decimal(-amount, code), com))
+        number = Decimal(tax).scaleb(scale)
+        postings.append(
+            _Posting(accounts["fee_tax"], _new_tuple(Amount, (number, com)), None, None, None, None)
+        )
+    number = Decimal(-amount).scaleb(scale)
+    postings.append(
+        _Posting(accounts[field], _new_tuple(Amount, (number, com)), None, None, None, None)
+    )
 
-    source = bt.get("source")
+    source = get("source")
     source_obj: Mapping[str, Any] | None = None
     source_id: str | None = None
     if isinstance(source, Mapping):
@@ -422,22 +473,21 @@ def _book(bt: Mapping[str, Any], ctx: _Context, filename: str) -> data.Transacti
     else:
         source_id = _clean(source)
 
-    description = _clean(bt.get("description"))
-    party = _party(source_obj, bt_type)
+    description = _clean(get("description"))
+    party = _party(source_obj, bt_type) if source_obj is not None else None
     capital = field == "capital_loan"
     if capital:
         # Stripe's Capital descriptions are made of ids ("Withheld funds from ch_… to pay down
         # flex loan flxln_…"): they go to metadata, the loan becomes a link.
-        payee, narration = CAPITAL_PAYEE, label(bt)
+        payee, narration = CAPITAL_PAYEE, _label(bt_type, category)
     elif party:
-        payee, narration = party, description or label(bt)
+        payee, narration = party, description or _label(bt_type, category)
     else:
-        payee, narration = description, label(bt)
+        payee, narration = description, _label(bt_type, category)
     if payee == narration:
         payee = None  # "Advance funding" "Advance funding" says it twice
 
-    meta = data.new_metadata(filename, 0)
-    meta["stripe_id"] = txn_id
+    meta: dict[str, Any] = {"filename": filename, "lineno": 0, "stripe_id": txn_id}
     if source_id:
         meta["stripe_source"] = source_id
     if bt_type:
@@ -446,12 +496,14 @@ def _book(bt: Mapping[str, Any], ctx: _Context, filename: str) -> data.Transacti
         meta["stripe_category"] = category
     if capital and description:
         meta["stripe_description"] = description
-    meta.update(_presentment(bt, source_obj, code, where))  # type: ignore[arg-type]
+    if get("exchange_rate") is not None:
+        meta.update(_presentment(bt, source_obj, code, f"balance transaction {txn_id}"))  # type: ignore[arg-type]
 
-    links = data.EMPTY_SET
-    loan = capital and bool(source_id) and str(source_id).startswith(_LOAN_PREFIX)
-    if (bt_type in PAYOUT_TYPES or loan) and source_id:
+    links = _EMPTY
+    if source_id and (
+        bt_type in PAYOUT_TYPES or (capital and str(source_id).startswith(_LOAN_PREFIX))
+    ):
         links = frozenset({_LINK_BAD_CHARS.sub("-", source_id)})
 
     flag = "!" if field == "uncategorized" else "*"
-    return data.Transaction(meta, date, flag, payee, narration, data.EMPTY_SET, links, postings)
+    return _Transaction(meta, date, flag, payee, narration, _EMPTY, links, postings)

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 from beancount.core import data
 from beancount.core.amount import Amount
 
-from beancount_stripe import booking, currency
+from beancount_stripe import booking, currency, heap
 from beancount_stripe.config import (
     DEFAULT_ACCOUNTS,
     ClientConfig,
@@ -1866,17 +1866,21 @@ def apply_rules(
             if token:
                 links.add(token)
 
-    counter = entry.postings[-1]
+    old_postings = entry.postings
+    counter = old_postings[-1]
     explanation.booked_account = counter.account
-    postings = list(entry.postings)
     account_rule: Rule | None = values.get("account")
     if account_rule is not None:
+        postings = list(old_postings)
         accounts = ruleset.account_of(account_rule)
         if account_rule.split:
             postings[-1:] = _split_postings(counter, account_rule.split, accounts)
         else:
             postings[-1] = counter._replace(account=accounts[0])
-    explanation.accounts = tuple(p.account for p in postings[len(entry.postings) - 1 :])
+        explanation.accounts = tuple(p.account for p in postings[len(old_postings) - 1 :])
+    else:
+        postings = old_postings
+        explanation.accounts = (counter.account,)
 
     payee = values.get("payee")
     if payee is None:
@@ -1886,23 +1890,34 @@ def apply_rules(
     flag = values.get("flag")
     if flag is None:
         flag = "!" if ruleset.uncategorized in explanation.accounts else "*"
+    narration = values.get("narration", entry.narration)
+    if payee is not None and payee == narration:
+        payee = None  # "Advance funding" "Advance funding" says it twice; the narration is enough
+    review = flag == "!" or any(p.account == ruleset.uncategorized for p in postings)
+    if (
+        not values
+        and not review
+        and flag == entry.flag
+        and payee == entry.payee
+        and not tags
+        and not links
+    ):
+        return entry, explanation  # nothing to refine: no copy of the entry (most BTs, no rules)
     meta = dict(entry.meta)
     for key, value in values.items():
         if key.startswith("meta:"):
             meta[key[5:]] = value
-    narration = values.get("narration", entry.narration)
-    if payee is not None and payee == narration:
-        payee = None  # "Advance funding" "Advance funding" says it twice; the narration is enough
-    new = entry._replace(
-        meta=meta,
-        flag=flag,
-        payee=payee,
-        narration=narration,
-        tags=frozenset(entry.tags | tags) if tags else entry.tags,
-        links=frozenset(entry.links | links) if links else entry.links,
-        postings=postings,
+    new = data.Transaction(
+        meta,
+        entry.date,
+        flag,
+        payee,
+        narration,
+        frozenset(entry.tags | tags) if tags else entry.tags,
+        frozenset(entry.links | links) if links else entry.links,
+        postings if postings is not old_postings else list(old_postings),
     )
-    if needs_review(new, ruleset.uncategorized):
+    if review:
         meta[HASH_KEY] = entry_hash(new)
     return new, explanation
 
@@ -2033,10 +2048,13 @@ def book_with_rules(
     filename: str = booking.DEFAULT_FILENAME,
 ) -> list[tuple[data.Transaction, Explanation]]:
     """Book and refine: what ``sync``, ``import.py extract`` and Fava all write."""
-    bts = list(bts)
-    entries = booking.book_all(bts, client, filename)
-    by_id = {bt["id"]: bt for bt in bts}
-    return refine(entries, by_id, ruleset if ruleset is not None else ruleset_for(client))
+    if ruleset is None:
+        ruleset = ruleset_for(client)
+    with heap.quiet_gc():
+        bts = list(bts)
+        entries = booking.book_all(bts, client, filename)
+        by_id = {bt["id"]: bt for bt in bts}
+        return refine(entries, by_id, ruleset)
 
 
 # -- explaining ------------------------------------------------------------------------------------
