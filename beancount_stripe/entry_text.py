@@ -21,7 +21,7 @@ from beancount.core import data
 from beancount.core.amount import Amount
 from beancount.parser import printer
 
-__all__ = ["format_entries", "format_entry"]
+__all__ = ["direct", "format_entries", "format_entry"]
 
 _Transaction = data.Transaction
 _Open = data.Open
@@ -37,6 +37,12 @@ class _Fallback(Exception):
 
 def format_entry(entry: data.Directive) -> str:
     """The text ``printer.format_entry(entry)`` returns, written without the printer."""
+    text = direct(entry)
+    return text if text is not None else printer.format_entry(entry)
+
+
+def direct(entry: data.Directive) -> str | None:
+    """``entry`` written directly, or None when its shape is left to Beancount's printer."""
     try:
         kind = type(entry)
         if kind is _Transaction:
@@ -49,7 +55,7 @@ def format_entry(entry: data.Directive) -> str:
             return _balance(entry)  # type: ignore[arg-type]
     except _Fallback:
         pass
-    return printer.format_entry(entry)
+    return None
 
 
 def format_entries(entries: Iterable[data.Directive]) -> str:
