@@ -5,7 +5,7 @@ account, so the counter-leg carries the gross amount and the postings always sum
 account the counter-leg uses is data (the tables below), chosen by ``type``, then by
 ``reporting_category`` so that types Stripe adds later still land somewhere sensible; anything
 unknown goes to the uncategorized account with flag ``!`` and is never dropped. Rules refine the
-result later (rules.py); this module knows nothing about them.
+result later (the rules package); this module knows nothing about them.
 """
 
 from __future__ import annotations

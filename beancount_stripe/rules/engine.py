@@ -1,0 +1,332 @@
+"""Applying a ruleset: refine booked entries, fingerprint entries left for review, split
+amounts, and explain which rule decided what (or nearly did)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from beancount.core import data
+from beancount.core.amount import Amount
+
+from beancount_stripe import booking, heap
+from beancount_stripe.config import (
+    ClientConfig,
+)
+from beancount_stripe.rules.fields import Facts, _scalar_text
+from beancount_stripe.rules.model import _TOKEN_BAD, HASH_KEY, Leg, Rule
+from beancount_stripe.rules.ruleset import Ruleset, ruleset_for
+
+# -- applying rules --------------------------------------------------------------------------------
+
+
+@dataclass
+class Explanation:
+    """Which rule (or default) decided each part of an entry: for `rules explain` and coverage."""
+
+    txn_id: str
+    deciders: dict[str, Rule] = field(default_factory=dict)  # part → rule (account, payee, …)
+    matched: list[Rule] = field(default_factory=list)
+    party: tuple[str | None, str] = (None, "")
+    booked_account: str = ""  # the booking table's counter-account, before rules
+    accounts: tuple[str, ...] = ()  # counter-account(s) after rules
+
+    @property
+    def account_rule(self) -> Rule | None:
+        return self.deciders.get("account")
+
+
+def apply_rules(
+    entry: data.Transaction, bt: Mapping[str, Any], ruleset: Ruleset
+) -> tuple[data.Transaction, Explanation]:
+    """Refine one booked entry with the ruleset; the counter-leg is the entry's last posting."""
+    facts = Facts(bt, entry, ruleset)
+    cand = ruleset.candidates(bt.get("type"))
+    explanation = Explanation(str(bt.get("id")))
+    deciders = explanation.deciders
+    values: dict[str, Any] = {}
+    tags: set[str] = set()
+    links: set[str] = set()
+    decided = 0
+    bits = ruleset._bits
+    rules, tests, masks, additive = cand.rules, cand.tests, cand.masks, cand.additive
+    more_after, additive_after = cand.more_after, cand.additive_after
+    captures = facts.captures
+    for i in cand.order(facts):
+        if not (more_after[i] & ~decided) and not additive_after[i]:
+            break
+        if not (masks[i] & ~decided) and not additive[i]:
+            continue
+        if captures:
+            captures.clear()
+        if not tests[i](facts):
+            continue
+        rule = rules[i]
+        explanation.matched.append(rule)
+        if (rule.account or rule.split) and not decided & 1:
+            values["account"] = rule
+            deciders["account"] = rule
+            decided |= 1
+        for part in ("payee", "narration"):
+            template = getattr(rule, part)
+            if template is not None and not decided & bits[part]:
+                text = template.render(facts)
+                if text:
+                    values[part] = text
+                    deciders[part] = rule
+                    decided |= bits[part]
+        if rule.flag is not None and not decided & bits["flag"]:
+            values["flag"] = rule.flag
+            deciders["flag"] = rule
+            decided |= bits["flag"]
+        for key, template in rule.meta:
+            bit = bits[f"meta:{key}"]
+            if not decided & bit:
+                text = template.render(facts)
+                if text:
+                    values[f"meta:{key}"] = text
+                    deciders[f"meta:{key}"] = rule
+                    decided |= bit
+        for template in rule.tags:
+            token = _token(template.render(facts))
+            if token:
+                tags.add(token)
+        for template in rule.links:
+            token = _token(template.render(facts))
+            if token:
+                links.add(token)
+
+    old_postings = entry.postings
+    counter = old_postings[-1]
+    explanation.booked_account = counter.account
+    account_rule: Rule | None = values.get("account")
+    if account_rule is not None:
+        postings = list(old_postings)
+        accounts = ruleset.account_of(account_rule)
+        if account_rule.split:
+            postings[-1:] = _split_postings(counter, account_rule.split, accounts)
+        else:
+            postings[-1] = counter._replace(account=accounts[0])
+        explanation.accounts = tuple(p.account for p in postings[len(old_postings) - 1 :])
+    else:
+        postings = old_postings
+        explanation.accounts = (counter.account,)
+
+    payee = values.get("payee")
+    if payee is None:
+        party = facts.party()
+        explanation.party = party
+        payee = party[0] or entry.payee
+    flag = values.get("flag")
+    if flag is None:
+        flag = "!" if ruleset.uncategorized in explanation.accounts else "*"
+    narration = values.get("narration", entry.narration)
+    if payee is not None and payee == narration:
+        payee = None  # "Advance funding" "Advance funding" says it twice; the narration is enough
+    review = flag == "!" or any(p.account == ruleset.uncategorized for p in postings)
+    if (
+        not values
+        and not review
+        and flag == entry.flag
+        and payee == entry.payee
+        and not tags
+        and not links
+    ):
+        return entry, explanation  # nothing to refine: no copy of the entry (most BTs, no rules)
+    meta = dict(entry.meta)
+    for key, value in values.items():
+        if key.startswith("meta:"):
+            meta[key[5:]] = value
+    new = data.Transaction(
+        meta,
+        entry.date,
+        flag,
+        payee,
+        narration,
+        frozenset(entry.tags | tags) if tags else entry.tags,
+        frozenset(entry.links | links) if links else entry.links,
+        postings if postings is not old_postings else list(old_postings),
+    )
+    if review:
+        meta[HASH_KEY] = entry_hash(new)
+    return new, explanation
+
+
+def _token(text: str) -> str:
+    return _TOKEN_BAD.sub("-", text).strip("-")
+
+
+def _split_postings(
+    counter: data.Posting, legs: Sequence[Leg], accounts: Sequence[str]
+) -> list[data.Posting]:
+    units = counter.units
+    exp = max(0, -int(units.number.as_tuple().exponent))  # type: ignore[union-attr, operator]
+    amounts = split_amounts(units.number, [(leg.percent, leg.amount) for leg in legs], exp)
+    out = [
+        counter._replace(account=account, units=Amount(number, units.currency))
+        for account, number in zip(accounts, amounts, strict=True)
+        if number
+    ]
+    return out or [counter._replace(account=accounts[-1])]
+
+
+def split_amounts(
+    total: Decimal, shares: Sequence[tuple[Decimal | None, Decimal | None]], exponent: int
+) -> list[Decimal]:
+    """Split ``total`` into legs of (percent, fixed amount); the last leg takes the rest.
+
+    Percentages are of the gross and rounded cumulatively to the currency's minor unit, and a
+    fixed amount never takes more than is left, so every leg has the sign of ``total`` and the
+    legs always add up to exactly ``total``.
+    """
+    quantum = Decimal(1).scaleb(-exponent)
+    sign = -1 if total < 0 else 1
+    magnitude = abs(total)
+    out: list[Decimal] = []
+    allocated = Decimal(0)
+    cumulative = Decimal(0)
+    for i, (percent, amount) in enumerate(shares):
+        if i == len(shares) - 1:
+            out.append(sign * (magnitude - allocated))
+            break
+        if percent is not None:
+            before = (magnitude * cumulative / 100).quantize(quantum, ROUND_HALF_EVEN)
+            cumulative += percent
+            after = (magnitude * cumulative / 100).quantize(quantum, ROUND_HALF_EVEN)
+            share = after - before
+        else:
+            share = (amount or Decimal(0)).quantize(quantum, ROUND_HALF_EVEN)
+        share = max(Decimal(0), min(share, magnitude - allocated))
+        allocated += share
+        out.append(sign * share)
+    return [x.quantize(quantum) if x else Decimal(0).quantize(quantum) for x in out]
+
+
+def needs_review(entry: data.Transaction, uncategorized: str) -> bool:
+    """Flagged ``!`` or (partly) on the uncategorized account: what ``recategorize`` may redo."""
+    return entry.flag == "!" or any(p.account == uncategorized for p in entry.postings)
+
+
+_SKIP_META = frozenset({"filename", "lineno", HASH_KEY})
+
+
+def entry_hash(entry: data.Transaction) -> str:
+    """Fingerprint of everything a person could edit in an entry (not its position in a file).
+
+    Written as ``stripe_hash`` on entries booked for review; ``recategorize`` rewrites an entry
+    only while the fingerprint still matches, so an entry a person touched is never rewritten.
+    """
+    parts = [
+        entry.date.isoformat(),
+        entry.flag or "",
+        entry.payee or "",
+        entry.narration or "",
+        " ".join(sorted(entry.tags or ())),
+        " ".join(sorted(entry.links or ())),
+    ]
+    parts += sorted(_meta_items(entry.meta))
+    for posting in entry.postings:
+        units = posting.units
+        number = "" if units is None or units.number is None else _num(units.number)
+        parts.append(
+            "|".join(
+                [
+                    posting.account,
+                    number,
+                    getattr(units, "currency", "") or "",
+                    posting.flag or "",
+                    str(posting.cost or ""),
+                    str(posting.price or ""),
+                    ";".join(sorted(_meta_items(posting.meta))),
+                ]
+            )
+        )
+    return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:16]
+
+
+def _meta_items(meta: Mapping[str, Any] | None) -> list[str]:
+    if not meta:
+        return []
+    return [
+        f"{k}={_scalar_text(v)}"
+        for k, v in meta.items()
+        if k not in _SKIP_META and not str(k).startswith("__")
+    ]
+
+
+def _num(number: Decimal) -> str:
+    return format(number.normalize(), "f") if number else "0"
+
+
+def refine(
+    entries: Iterable[data.Transaction],
+    bts: Mapping[str, Mapping[str, Any]],
+    ruleset: Ruleset,
+) -> list[tuple[data.Transaction, Explanation]]:
+    """Apply the ruleset to booked entries (``bts`` by id) keeping their order."""
+    out = []
+    for entry in entries:
+        bt = bts[entry.meta["stripe_id"]]
+        out.append(apply_rules(entry, bt, ruleset))
+    return out
+
+
+def book_with_rules(
+    bts: Iterable[Mapping[str, Any]],
+    client: ClientConfig,
+    ruleset: Ruleset | None = None,
+    filename: str = booking.DEFAULT_FILENAME,
+) -> list[tuple[data.Transaction, Explanation]]:
+    """Book and refine: what ``sync``, ``import.py extract`` and Fava all write."""
+    if ruleset is None:
+        ruleset = ruleset_for(client)
+    with heap.quiet_gc():
+        bts = list(bts)
+        entries = booking.book_all(bts, client, filename)
+        by_id = {bt["id"]: bt for bt in bts}
+        return refine(entries, by_id, ruleset)
+
+
+# -- explaining ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NearMiss:
+    """A rule that failed on only one of its conditions."""
+
+    rule: Rule
+    held: tuple[str, ...]
+    failed: str
+    actual: str | None
+
+
+def near_misses(
+    entry: data.Transaction, bt: Mapping[str, Any], ruleset: Ruleset, limit: int = 5
+) -> list[NearMiss]:
+    """Rules that did not match ``bt`` but whose conditions all held except one."""
+    facts = Facts(bt, entry, ruleset)
+    out: list[tuple[int, int, NearMiss]] = []
+    for order, rule in enumerate(ruleset.rules):
+        facts.captures.clear()
+        if rule.when.test(facts):
+            continue
+        parts = rule.when.parts if rule.when.kind == "all" else (rule.when,)
+        if len(parts) < 2:
+            continue
+        held, failed = [], []
+        for part in parts:
+            facts.captures.clear()
+            (held if part.test(facts) else failed).append(part)
+        if len(failed) != 1:
+            continue
+        miss = failed[0]
+        actual = None
+        if miss.kind == "leaf" and miss.getter is not None and miss.field is not None:
+            actual = facts.text(miss.field, miss.getter)
+        near = NearMiss(rule, tuple(p.text for p in held), miss.text, actual)
+        out.append((-len(held), order, near))
+    out.sort(key=lambda item: item[:2])
+    return [item[2] for item in out[:limit]]

@@ -1,0 +1,301 @@
+"""The fields a rule can read: from the balance transaction, its expanded source, or derived
+(customer.*, metadata.*, party); ``Facts`` computes each at most once per transaction."""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Callable, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from beancount.core import data
+
+from beancount_stripe import booking, currency
+
+if TYPE_CHECKING:
+    from beancount_stripe.rules.ruleset import Ruleset
+
+# -- fields ----------------------------------------------------------------------------------------
+#
+# A field is read from the BT, from its expanded source, or derived (customer.*, metadata.*, party).
+# Values are str, Decimal (amounts in major units, with sign), datetime.date, or None when absent.
+
+TEXT, NUMBER, DATE, ANY = "text", "number", "date", "any"
+Getter = Callable[["Facts"], Any]
+
+
+def _bt_text(key: str) -> Getter:
+    def get(f: Facts) -> Any:
+        value = f.bt.get(key)
+        return value if isinstance(value, str) else None
+
+    return get
+
+
+def _bt_money(key: str) -> Getter:
+    def get(f: Facts) -> Any:
+        value = f.bt.get(key)
+        if type(value) is not int:
+            return None
+        return currency.to_decimal(value, f.bt.get("currency"))  # type: ignore[arg-type]
+
+    return get
+
+
+def _exchange_rate(f: Facts) -> Any:
+    value = f.bt.get("exchange_rate")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return Decimal(str(value))
+    return None
+
+
+def _created(f: Facts) -> Any:
+    return f.entry.date
+
+
+def _available_on(f: Facts) -> Any:
+    value = f.bt.get("available_on")
+    if type(value) is not int:
+        return None
+    return datetime.datetime.fromtimestamp(value, f.ruleset.tz).date()
+
+
+def _source_id(f: Facts) -> Any:
+    source = f.bt.get("source")
+    if isinstance(source, Mapping):
+        source = source.get("id")
+    return source if isinstance(source, str) else None
+
+
+def _charge(f: Facts) -> Mapping[str, Any] | None:
+    """The charge behind the BT: its source, or the charge a refund/dispute expands."""
+    source = f.bt.get("source")
+    if not isinstance(source, Mapping):
+        return None
+    if source.get("object") == "charge" or f.bt.get("type") in ("charge", "payment"):
+        return source
+    charge = source.get("charge")
+    return charge if isinstance(charge, Mapping) else None
+
+
+charge_of = _charge
+
+
+def _sub(obj: Any, *keys: str) -> Any:
+    for key in keys:
+        if type(obj) is not dict and not isinstance(obj, Mapping):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _first_text(*values: Any) -> str | None:
+    for value in values:
+        if isinstance(value, str) and value.strip():
+            return " ".join(value.split())
+    return None
+
+
+def _customer_name(f: Facts) -> Any:
+    charge = _charge(f)
+    return _first_text(_sub(charge, "billing_details", "name"), _sub(charge, "customer", "name"))
+
+
+def _customer_email(f: Facts) -> Any:
+    charge = _charge(f)
+    return _first_text(
+        _sub(charge, "billing_details", "email"),
+        _sub(charge, "customer", "email"),
+        _sub(charge, "receipt_email"),
+    )
+
+
+def _customer_id(f: Facts) -> Any:
+    customer = _sub(_charge(f), "customer")
+    if isinstance(customer, Mapping):
+        customer = customer.get("id")
+    return customer if isinstance(customer, str) else None
+
+
+def _statement_descriptor(f: Facts) -> Any:
+    charge = _charge(f)
+    source = f.bt.get("source")
+    return _first_text(
+        _sub(charge, "statement_descriptor"),
+        _sub(charge, "calculated_statement_descriptor"),
+        _sub(source, "statement_descriptor"),
+    )
+
+
+def _payment_method(f: Facts) -> Any:
+    return _first_text(_sub(_charge(f), "payment_method_details", "type"))
+
+
+def _card(key: str) -> Getter:
+    def get(f: Facts) -> Any:
+        value = _sub(_charge(f), "payment_method_details", "card", key)
+        return value if isinstance(value, str) else None
+
+    return get
+
+
+def _destination(f: Facts) -> Any:
+    value = _sub(f.bt.get("source"), "destination")
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    return value if isinstance(value, str) else None
+
+
+def _party(f: Facts) -> Any:
+    return f.party()[0]
+
+
+def _booked(attr: str) -> Getter:
+    def get(f: Facts) -> Any:
+        value = getattr(f.entry, attr)
+        return value if isinstance(value, str) else None
+
+    return get
+
+
+def _label(f: Facts) -> Any:
+    return booking.label(f.bt)
+
+
+FIELDS: dict[str, tuple[str, Getter, str]] = {
+    "id": (TEXT, _bt_text("id"), "the balance transaction id (txn_…)"),
+    "type": (TEXT, _bt_text("type"), "charge, refund, payout, …"),
+    "reporting_category": (TEXT, _bt_text("reporting_category"), "charge, dispute, fee, …"),
+    "category": (TEXT, _bt_text("reporting_category"), "alias of reporting_category"),
+    "description": (TEXT, _bt_text("description"), "the BT description"),
+    "currency": (TEXT, _bt_text("currency"), "ISO code (case does not matter)"),
+    "status": (TEXT, _bt_text("status"), "available or pending"),
+    "balance_type": (TEXT, _bt_text("balance_type"), "payments, issuing, …"),
+    "amount": (NUMBER, _bt_money("amount"), "gross, major units, with sign"),
+    "net": (NUMBER, _bt_money("net"), "net, major units, with sign"),
+    "fee": (NUMBER, _bt_money("fee"), "Stripe's fee, major units"),
+    "exchange_rate": (NUMBER, _exchange_rate, "FX rate of a converted charge"),
+    "created": (DATE, _created, "date in the client's time zone"),
+    "available_on": (DATE, _available_on, "date in the client's time zone"),
+    "source": (TEXT, _source_id, "the source id (ch_…, re_…, po_…)"),
+    "customer.name": (TEXT, _customer_name, "billing name, else the customer's name"),
+    "customer.email": (TEXT, _customer_email, "billing, customer or receipt email"),
+    "customer.id": (TEXT, _customer_id, "cus_… of the charge"),
+    "statement_descriptor": (TEXT, _statement_descriptor, "what the card statement shows"),
+    "payment_method": (TEXT, _payment_method, "card, sepa_debit, us_bank_account, …"),
+    "card.brand": (TEXT, _card("brand"), "visa, mastercard, amex, …"),
+    "card.country": (TEXT, _card("country"), "issuing country of the card"),
+    "card.funding": (TEXT, _card("funding"), "credit, debit, prepaid"),
+    "destination": (TEXT, _destination, "payout bank account / transfer account"),
+    "party": (TEXT, _party, "canonical payee from the parties table"),
+    "payee": (TEXT, _booked("payee"), "payee as booked before rules"),
+    "narration": (TEXT, _booked("narration"), "narration as booked before rules"),
+    "label": (TEXT, _label, "readable type: Card charge, Stripe payout, …"),
+}
+_PREFIXED = ("source.", "metadata.")
+
+
+def _path_getter(path: tuple[str, ...]) -> Getter:
+    def get(f: Facts) -> Any:
+        value = _sub(f.bt.get("source"), *path)
+        if isinstance(value, Mapping):
+            value = value.get("id")
+        return value if isinstance(value, str | int | float | bool) else None
+
+    return get
+
+
+def _metadata_getter(key: str) -> Getter:
+    def get(f: Facts) -> Any:
+        for obj in (_charge(f), f.bt.get("source")):
+            value = _sub(obj, "metadata", key)
+            if isinstance(value, str | int | float | bool):
+                return value
+        return None
+
+    return get
+
+
+# Where a party's `ids` are looked for: the customer, a payout's or transfer's destination, and
+# the connected account an application fee came from.
+_PARTY_ID_FIELDS: tuple[tuple[str, Getter], ...] = (
+    ("customer.id", _customer_id),
+    ("destination", _destination),
+    ("source.account", _path_getter(("account",))),
+)
+
+
+def field_spec(name: str) -> tuple[str, Getter] | None:
+    """(kind, getter) of a field name, or None when no such field exists."""
+    if name in FIELDS:
+        kind, getter, _doc = FIELDS[name]
+        return kind, getter
+    if name.startswith("source.") and len(name) > 7:
+        parts = tuple(name[7:].split("."))
+        if all(parts):
+            return ANY, _path_getter(parts)
+    if name.startswith("metadata.") and len(name) > 9:
+        return ANY, _metadata_getter(name[9:])
+    return None
+
+
+class Facts:
+    """One BT (and its booked entry) as rules see it; every field is computed at most once."""
+
+    __slots__ = ("_party", "_values", "bt", "captures", "entry", "ruleset")
+
+    def __init__(self, bt: Mapping[str, Any], entry: data.Transaction, ruleset: Ruleset) -> None:
+        self.bt = bt
+        self.entry = entry
+        self.ruleset = ruleset
+        self._values: dict[str, Any] = {}
+        self._party: tuple[str | None, str] | None = None
+        self.captures: list[re.Match[str]] = []
+
+    def get(self, key: str, getter: Getter) -> Any:
+        values = self._values
+        if key in values:
+            return values[key]
+        value = values[key] = getter(self)
+        return value
+
+    def text(self, key: str, getter: Getter) -> str | None:
+        value = self.get(key, getter)
+        if value is None or isinstance(value, str):
+            return value
+        return _scalar_text(value)
+
+    def folded(self, key: str, getter: Getter) -> str | None:
+        fkey = "\0" + key
+        values = self._values
+        if fkey in values:
+            return values[fkey]
+        text = self.text(key, getter)
+        folded = values[fkey] = None if text is None else text.casefold()
+        return folded
+
+    def party(self) -> tuple[str | None, str]:
+        """(canonical payee or None, how it was recognized)."""
+        if self._party is None:
+            self._party = self.ruleset.resolve_party(self)
+        return self._party
+
+
+def _scalar_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _number(value: Any) -> Decimal | None:
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return Decimal(str(value).strip().replace(",", ""))
+    except InvalidOperation:
+        return None

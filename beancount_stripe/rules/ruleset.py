@@ -1,0 +1,279 @@
+"""A client's ruleset: its rules files bound to its accounts, indexed so that each
+transaction is offered only the rules that can match it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from beancount_stripe.config import (
+    DEFAULT_ACCOUNTS,
+    ClientConfig,
+    _account_reason,
+    camel_case,
+    zone,
+)
+from beancount_stripe.errors import ConfigError
+from beancount_stripe.rules.compiler import load_rules
+from beancount_stripe.rules.fields import (
+    _PARTY_ID_FIELDS,
+    FIELDS,
+    Facts,
+    Getter,
+    _customer_email,
+    _customer_name,
+)
+from beancount_stripe.rules.model import _BIT, Party, Pred, Rule, RuleFile
+
+# Fields worth a hash index, most selective first (``type`` has its own index).
+_GUARD_FIELDS = (
+    "customer.id",
+    "customer.email",
+    "destination",
+    "source",
+    "customer.name",
+    "payment_method",
+    "card.brand",
+    "card.country",
+    "currency",
+    "status",
+    "reporting_category",
+    "category",
+)
+
+
+def _guard(rule: Rule) -> tuple[str, Getter, frozenset[str]] | None:
+    """A top-level ``field = value`` / ``one_of`` condition the rule cannot match without."""
+    parts = rule.when.parts if rule.when.kind == "all" else (rule.when,)
+    found = [
+        p for p in parts if p.kind == "leaf" and p.values is not None and p.field in _GUARD_FIELDS
+    ]
+    if not found:
+        return None
+    best = min(found, key=lambda p: _GUARD_FIELDS.index(str(p.field)))
+    assert best.field is not None and best.getter is not None
+    return best.field, best.getter, best.values  # type: ignore[return-value]
+
+
+# -- a client's ruleset ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Candidates:
+    """The rules that can match one BT type, with what is left to decide after each."""
+
+    rules: tuple[Rule, ...]
+    tests: tuple[Pred, ...]  # what is left to test of each rule's condition
+    masks: tuple[int, ...]
+    additive: tuple[bool, ...]
+    more_after: tuple[int, ...]  # OR of the masks of rules[i:]
+    additive_after: tuple[bool, ...]  # any of rules[i:] adds tags or links
+    # Second index: rules whose condition requires ``field = value`` are tried only for BTs
+    # with that value; ``unguarded`` are the indexes of all other rules.
+    unguarded: tuple[int, ...] = ()
+    guards: tuple[tuple[str, Getter, dict[str | None, tuple[int, ...]]], ...] = ()
+
+    def order(self, facts: Facts) -> Sequence[int]:
+        """Indexes of the rules worth testing for ``facts``, in precedence order."""
+        if not self.guards:
+            return range(len(self.rules))
+        picked = list(self.unguarded)
+        for name, getter, table in self.guards:
+            hit = table.get(facts.folded(name, getter))
+            if hit:
+                picked.extend(hit)
+        picked.sort()
+        return picked
+
+
+class Ruleset:
+    """A client's rules files bound to its accounts; ``apply_rules`` uses it for every BT."""
+
+    def __init__(
+        self,
+        files: Sequence[RuleFile],
+        accounts: Mapping[str, str | None],
+        account_name: str,
+        tz: ZoneInfo,
+        client_id: str = "",
+    ) -> None:
+        self.files = tuple(files)
+        self.rules: tuple[Rule, ...] = tuple(r for f in self.files for r in f.rules)
+        self.parties: tuple[Party, ...] = tuple(p for f in self.files for p in f.parties)
+        self.accounts = dict(accounts)
+        self.account_name = account_name
+        self.tz = tz
+        self.client_id = client_id
+        self.uncategorized = str(accounts["uncategorized"])
+        self.clearing = str(accounts["clearing"])
+        meta_keys = sorted({k for r in self.rules for k, _ in r.meta})
+        self._bits = dict(_BIT)
+        self._bits.update({f"meta:{k}": 1 << (len(_BIT) + i) for i, k in enumerate(meta_keys)})
+        self._masks = {id(r): self._mask(r) for r in self.rules}
+        self._resolved: dict[int, tuple[str, ...]] = {}
+        for rule in self.rules:
+            names = [rule.account] if rule.account else [leg.account for leg in rule.split]
+            self._resolved[id(rule)] = tuple(self._resolve(n, rule) for n in names if n)
+        self._candidates: dict[str, _Candidates] = {}
+        self._ids: dict[str, Party] = {}
+        self._emails: dict[str, Party] = {}
+        self._names: dict[str, Party] = {}
+        self._descriptions: list[tuple[re.Pattern[str], Party]] = []
+        for party in self.parties:  # earlier files (the client's) win for the same identity
+            for ident in party.ids:
+                self._ids.setdefault(ident, party)
+            for email in party.emails:
+                self._emails.setdefault(email, party)
+            for name in party.names:
+                self._names.setdefault(name, party)
+            self._descriptions.extend((p, party) for p in party.descriptions)
+
+    def _mask(self, rule: Rule) -> int:
+        mask = 0
+        for part in rule.decides():
+            mask |= self._bits[part]
+        return mask
+
+    def _resolve(self, name: str, rule: Rule) -> str:
+        if ":" in name:
+            account = name.replace("{client}", self.account_name)
+            reason = _account_reason(account)
+            if reason:
+                raise ConfigError(
+                    f"rule `{rule.name}`: `{name}` gives `{account}` for client "
+                    f"{self.client_id}, which is not a valid account: {reason}",
+                    where=rule.where,
+                    fix="fix the account in the rule, or the client's `account_name`",
+                )
+        else:
+            account = self.accounts.get(name) or (
+                self.accounts["fees"] if name == "fee_tax" else ""
+            )
+            account = str(account)
+        if account == self.clearing or account.startswith(self.clearing + ":"):
+            raise ConfigError(
+                f"rule `{rule.name}` books the counter-leg to `{account}`, the clearing account "
+                f"of client {self.client_id} (or under it); Stripe balances would never tie out",
+                where=rule.where,
+                fix="name the income, expense or asset account the money belongs to",
+            )
+        return account
+
+    def account_of(self, rule: Rule) -> tuple[str, ...]:
+        """The concrete account(s) a rule books to for this client (one, or one per leg)."""
+        return self._resolved[id(rule)]
+
+    def candidates(self, bt_type: Any) -> _Candidates:
+        key = bt_type.casefold() if isinstance(bt_type, str) else ""
+        found = self._candidates.get(key)
+        if found is None:
+            rules = tuple(r for r in self.rules if r.types is None or key in r.types)
+            masks = tuple(self._masks[id(r)] for r in rules)
+            more: list[int] = []
+            additive: list[bool] = []
+            acc, add = 0, False
+            for rule, mask in zip(reversed(rules), reversed(masks), strict=True):
+                acc |= mask
+                add = add or rule.additive
+                more.append(acc)
+                additive.append(add)
+            tests = tuple(
+                r.rest if r.types is not None and r.rest is not None else r.when.test for r in rules
+            )
+            unguarded: list[int] = []
+            tables: dict[str, tuple[Getter, dict[str | None, list[int]]]] = {}
+            for i, rule in enumerate(rules):
+                guard = _guard(rule)
+                if guard is None:
+                    unguarded.append(i)
+                    continue
+                name, getter, values = guard
+                table = tables.setdefault(name, (getter, {}))[1]
+                for value in values:
+                    table.setdefault(value, []).append(i)
+            guards = tuple(
+                (name, getter, {v: tuple(ix) for v, ix in table.items()})
+                for name, (getter, table) in tables.items()
+            )
+            found = _Candidates(
+                rules,
+                tests,
+                masks,
+                tuple(r.additive for r in rules),
+                tuple(reversed(more)),
+                tuple(reversed(additive)),
+                tuple(unguarded),
+                guards,
+            )
+            self._candidates[key] = found
+        return found
+
+    def resolve_party(self, facts: Facts) -> tuple[str | None, str]:
+        """(canonical payee, how it was recognized): id, email, email domain, name, description."""
+        if not self.parties:
+            return None, ""
+        for key, getter in _PARTY_ID_FIELDS:
+            ident = facts.text(key, getter)
+            if ident and ident in self._ids:
+                return self._ids[ident].payee, f"{key} {ident}"
+        email = facts.folded("customer.email", _customer_email)
+        if email:
+            if email in self._emails:
+                return self._emails[email].payee, f"email {email}"
+            domain = "@" + email.rpartition("@")[2]
+            if domain in self._emails:
+                return self._emails[domain].payee, f"email domain {domain}"
+        name = facts.folded("customer.name", _customer_name)
+        if name and name in self._names:
+            return self._names[name].payee, f"name {name}"
+        description = facts.text("description", FIELDS["description"][1])
+        if description:
+            for pattern, party in self._descriptions:
+                if pattern.search(description):
+                    return party.payee, f"description /{pattern.pattern}/"
+        return None, ""
+
+    def party_source(self, payee: str) -> Party | None:
+        return next((p for p in self.parties if p.payee == payee), None)
+
+
+def _account_name(client: ClientConfig) -> str:
+    name = getattr(client, "account_name", None)
+    return name if isinstance(name, str) and name else camel_case(client.id)
+
+
+def rule_paths(client: ClientConfig) -> tuple[Path, ...]:
+    """The client's rules files in precedence order: its own, then the shared ones."""
+    own = tuple(getattr(client, "rules", ()) or ())
+    shared = tuple(getattr(client, "shared_rules", ()) or ())
+    return own + shared
+
+
+_RULESETS: dict[Any, Ruleset] = {}
+
+
+def ruleset_for(client: ClientConfig) -> Ruleset:
+    """The client's ruleset (its files, then the shared ones), rebuilt when a file changes."""
+    files = [load_rules(p) for p in rule_paths(client)]
+    accounts = {name: getattr(client.accounts, name) for name in DEFAULT_ACCOUNTS}
+    name = _account_name(client)
+    key = (
+        client.id,
+        client.timezone,
+        name,
+        tuple(id(f) for f in files),
+        tuple(sorted(accounts.items(), key=str)),
+    )
+    cached = _RULESETS.get(key)
+    if cached is not None:
+        return cached
+    tz = zone(client.timezone, client.id)
+    ruleset = Ruleset(files, accounts, name, tz, client.id)
+    if len(_RULESETS) > 64:
+        _RULESETS.clear()
+    _RULESETS[key] = ruleset
+    return ruleset
