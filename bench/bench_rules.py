@@ -4,10 +4,11 @@ Prints figures and compares, in the same run, against the named baseline: bookin
 transactions without rules (``booking.book_all``), which any import must do anyway. Also shows
 the cost of loading and compiling the rules, and of an empty ruleset (fingerprints only).
 
-The 500 rules are a plausible firm's set: the 24 shared default rules plus 476 client rules
-(product rules by description, key customers by id, regexes with captures, amount bands,
-additive tag rules that every transaction must try, rules on refunds, payouts and fees) and a
-parties table of 100 entries.
+The 500 rules are a plausible firm's set, every one of them *live* (it matches at least one
+transaction of the history; the figure is printed): the 24 shared default rules plus 476 client
+rules from bench/live_rules.py (products by description, order numbers, key customers, regexes
+with captures feeding templates, amount bands, ``metadata.*``, splits, additive tag and link
+rules, refunds, payouts and fees) and a parties table of 100 entries.
 
 Usage: python bench/bench_rules.py [--size 100000] [--rules 500] [--seed 1]
 """
@@ -17,15 +18,18 @@ from __future__ import annotations
 import argparse
 import datetime
 import random
+import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 from beancount_stripe import booking, rules
 from beancount_stripe.config import ClientConfig, KeySource, make_accounts
 from beancount_stripe.simulator import generate_history
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from live_rules import client_rules, live_count
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_RULES = REPO / "config" / "rules.yaml"
@@ -40,7 +44,6 @@ PRODUCTS = [
     "Wholesale order",
     "Barista workshop",
 ]
-WORDS = "alpha bravo cedar delta ember fjord grove harbor indigo juniper kestrel lumen".split()
 
 
 def timed(label: str, fn):  # type: ignore[no-untyped-def]
@@ -49,72 +52,6 @@ def timed(label: str, fn):  # type: ignore[no-untyped-def]
     dt = time.perf_counter() - t0
     print(f"  {label:<52} {dt:8.2f} s")
     return result, dt
-
-
-def client_rules(n: int, bts: list[dict[str, Any]], rng: random.Random) -> str:
-    """``n`` client rules plus 100 parties, drawn from what the history contains (and not)."""
-    customers = sorted(
-        {
-            bt["source"]["customer"]
-            for bt in bts
-            if isinstance(bt.get("source"), dict) and isinstance(bt["source"].get("customer"), str)
-        }
-    )
-    names = sorted(
-        {
-            bt["source"]["billing_details"]["name"]
-            for bt in bts
-            if isinstance(bt.get("source"), dict) and "billing_details" in bt["source"]
-        }
-    )
-    lines = ["parties:"]
-    picked_ids = rng.sample(customers, min(50, len(customers)))
-    picked_names = rng.sample(names, min(50, len(names)))
-    for i, ident in enumerate(picked_ids):
-        lines.append(f'  - {{payee: "Party {i}", ids: [{ident}]}}')
-    for i, name in enumerate(picked_names, start=len(picked_ids)):
-        lines.append(f'  - {{payee: "Party {i}", names: ["{name}"]}}')
-    lines.append("rules:")
-    kinds = (
-        (["product"] * 40 + ["customer"] * 20 + ["regex"] * 10 + ["band"] * 10 + ["tag"] * 6)
-        + ["refund"] * 5
-        + ["payout"] * 5
-        + ["fee"] * 4
-    )
-    for i in range(n):
-        kind = kinds[i % len(kinds)]
-        if kind == "product":
-            word = rng.choice(PRODUCTS).split()[0] if rng.random() < 0.2 else rng.choice(WORDS)
-            when = f"{{type: [charge, payment], description: {{contains: {word}{i}}}}}"
-            if rng.random() < 0.5:
-                when = f"{{type: [charge, payment], description: {{contains: {word}}}}}"
-            action = f'account: "Income:{{client}}:Products:P{i}"'
-        elif kind == "customer":
-            when = f"{{customer.id: {rng.choice(customers)}, currency: usd}}"
-            action = f'account: "Income:{{client}}:Key:K{i}"\n    payee: "Key {i}"'
-        elif kind == "regex":
-            word = rng.choice(WORDS + [p.split()[0] for p in PRODUCTS])
-            when = f"{{type: charge, description: {{regex: '^Order #(\\d+): {word}'}}}}"
-            action = f'narration: "Order {{1}} ({i})"'
-        elif kind == "band":
-            lo = rng.randrange(0, 500)
-            when = f"{{type: charge, currency: eur, amount: {{between: [{lo}, {lo + 20}]}}}}"
-            action = f'meta: {{band: "b{i}"}}'
-        elif kind == "tag":
-            field = rng.choice(["currency: eur", "payment_method: sepa_debit", "card.brand: amex"])
-            when = f"{{{field}, created: {{gte: 2020-0{1 + i % 9}-01}}}}"
-            action = f"tags: [t{i}]"
-        elif kind == "refund":
-            when = f"{{type: refund, description: {{contains: {rng.choice(PRODUCTS).split()[0]}}}}}"
-            action = f'account: "Income:{{client}}:Refunds:R{i}"'
-        elif kind == "payout":
-            when = f"{{type: payout, currency: {rng.choice(['usd', 'eur', 'jpy'])}}}"
-            action = f'account: "Assets:{{client}}:Bank:B{i}"'
-        else:
-            when = f"{{type: stripe_fee, description: {{prefix: {rng.choice(WORDS)}}}}}"
-            action = f'account: "Expenses:{{client}}:Stripe:F{i}"'
-        lines.append(f"  - name: r{i} {kind}\n    when: {when}\n    {action}")
-    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -152,7 +89,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         own = base / "client.yaml"
-        own.write_text(client_rules(n_client, bts, rng))
+        text, witnesses = client_rules(n_client, bts, rng)
+        own.write_text(text)
 
         def client(own_rules: tuple[Path, ...], shared: tuple[Path, ...]) -> ClientConfig:
             return ClientConfig(
@@ -180,6 +118,10 @@ def main() -> None:
             "load + validate + compile the rules", lambda: rules.ruleset_for(ruled)
         )
         assert len(ruleset.rules) == n_default + n_client
+        live = live_count(ruleset, rules, booking, ruled, witnesses, bts)
+        print(
+            f"  live rules (match at least one transaction)      {live:>6} of {len(ruleset.rules)}"
+        )
         empty = rules.ruleset_for(plain)
         _, t_empty = timed(
             "book + empty ruleset (fingerprints only)",

@@ -88,7 +88,9 @@ def _regex(name: str, getter: Getter, pattern: re.Pattern[str]) -> Cond:
         f.captures.append(m)
         return True
 
-    return Cond(f"{name} matches /{pattern.pattern}/", test, name, getter)
+    return Cond(
+        f"{name} matches /{pattern.pattern}/", test, name, getter, op="regex", pattern=pattern
+    )
 
 
 def _text_op(name: str, getter: Getter, op: str, needle: str, cs: bool) -> Cond:
@@ -96,7 +98,15 @@ def _text_op(name: str, getter: Getter, op: str, needle: str, cs: bool) -> Cond:
     text = f'{name} {verb} "{needle}"'
     if cs:
         if op == "contains":
-            return Cond(text, lambda f: needle in (f.text(name, getter) or "\0"), name, getter)
+            return Cond(
+                text,
+                lambda f: needle in (f.text(name, getter) or "\0"),
+                name,
+                getter,
+                op=op,
+                needle=needle,
+                cs=True,
+            )
 
         def test(f: Facts) -> bool:
             v = f.text(name, getter)
@@ -104,7 +114,7 @@ def _text_op(name: str, getter: Getter, op: str, needle: str, cs: bool) -> Cond:
                 return False
             return v.startswith(needle) if op == "prefix" else v.endswith(needle)
 
-        return Cond(text, test, name, getter)
+        return Cond(text, test, name, getter, op=op, needle=needle, cs=True)
     folded = needle.casefold()
     fkey = "\0" + name
     if op == "contains":
@@ -115,7 +125,7 @@ def _text_op(name: str, getter: Getter, op: str, needle: str, cs: bool) -> Cond:
                 v = f.folded(name, getter)
             return v is not None and folded in v
 
-        return Cond(text, contains, name, getter)
+        return Cond(text, contains, name, getter, op=op, needle=folded)
 
     def fold_test(f: Facts) -> bool:
         v = f.folded(name, getter)
@@ -123,7 +133,7 @@ def _text_op(name: str, getter: Getter, op: str, needle: str, cs: bool) -> Cond:
             return False
         return v.startswith(folded) if op == "prefix" else v.endswith(folded)
 
-    return Cond(text, fold_test, name, getter)
+    return Cond(text, fold_test, name, getter, op=op, needle=folded)
 
 
 def _one_of_text(name: str, getter: Getter, values: list[str], cs: bool, op: str) -> Cond:
@@ -173,7 +183,7 @@ def _compare(name: str, getter: Getter, kind: str, op: str, bound: Any) -> Cond:
             v = convert(f.get(name, getter))
             return v is not None and lo <= v <= hi
 
-        return Cond(text, between, name, getter)
+        return Cond(text, between, name, getter, op=op, bound=bound, dates=kind == DATE)
     cmp: Callable[[Any, Any], bool] = {
         "gt": lambda a, b: a > b,
         "gte": lambda a, b: a >= b,
@@ -185,7 +195,8 @@ def _compare(name: str, getter: Getter, kind: str, op: str, bound: Any) -> Cond:
         v = convert(f.get(name, getter))
         return v is not None and cmp(v, bound)
 
-    return Cond(f"{name} {_OP_TEXT[op]} {bound}", test, name, getter)
+    shown = f"{name} {_OP_TEXT[op]} {bound}"
+    return Cond(shown, test, name, getter, op=op, bound=bound, dates=kind == DATE)
 
 
 def _type_index(when: Cond) -> tuple[frozenset[str] | None, Pred | None]:

@@ -70,13 +70,29 @@ def _source_id(f: Facts) -> Any:
 
 def _charge(f: Facts) -> Mapping[str, Any] | None:
     """The charge behind the BT: its source, or the charge a refund/dispute expands."""
-    source = f.bt.get("source")
-    if not isinstance(source, Mapping):
+    values = f._values
+    found = values.get(_CHARGE_KEY, _MISSING)
+    if found is _MISSING:  # read by most customer fields: found once per BT
+        found = values[_CHARGE_KEY] = _find_charge(f.bt)
+    return found  # type: ignore[return-value]
+
+
+_CHARGE_KEY = "\1charge"
+_MISSING = object()
+
+
+def _is_mapping(obj: Any) -> bool:
+    return type(obj) is dict or isinstance(obj, Mapping)
+
+
+def _find_charge(bt: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    source = bt.get("source")
+    if not _is_mapping(source):
         return None
-    if source.get("object") == "charge" or f.bt.get("type") in ("charge", "payment"):
+    if source.get("object") == "charge" or bt.get("type") in ("charge", "payment"):
         return source
     charge = source.get("charge")
-    return charge if isinstance(charge, Mapping) else None
+    return charge if _is_mapping(charge) else None
 
 
 charge_of = _charge
@@ -255,24 +271,27 @@ class Facts:
 
     def get(self, key: str, getter: Getter) -> Any:
         values = self._values
-        if key in values:
-            return values[key]
-        value = values[key] = getter(self)
+        value = values.get(key, _MISSING)
+        if value is _MISSING:
+            value = values[key] = getter(self)
         return value
 
     def text(self, key: str, getter: Getter) -> str | None:
-        value = self.get(key, getter)
-        if value is None or isinstance(value, str):
+        values = self._values
+        value = values.get(key, _MISSING)
+        if value is _MISSING:
+            value = values[key] = getter(self)
+        if value is None or type(value) is str:
             return value
         return _scalar_text(value)
 
     def folded(self, key: str, getter: Getter) -> str | None:
         fkey = "\0" + key
         values = self._values
-        if fkey in values:
-            return values[fkey]
-        text = self.text(key, getter)
-        folded = values[fkey] = None if text is None else text.casefold()
+        folded = values.get(fkey, _MISSING)
+        if folded is _MISSING:
+            text = self.text(key, getter)
+            folded = values[fkey] = None if text is None else text.casefold()
         return folded
 
     def party(self) -> tuple[str | None, str]:

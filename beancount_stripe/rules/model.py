@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from beancount_stripe.rules.fields import Facts, Getter
 
@@ -53,6 +54,14 @@ class Cond:
     parts: tuple[Cond, ...] = ()
     kind: str = "leaf"  # leaf, all, any, not
     values: frozenset[str] | None = None  # casefolded values of an equals/one_of text leaf
+    # what the rule indexes read (rules/index.py): the operator of a text leaf, its needle
+    # (casefolded unless ``cs``), and the pattern of a regex leaf
+    op: str | None = None
+    needle: str | None = None
+    cs: bool = False
+    pattern: re.Pattern[str] | None = None
+    bound: Any = None  # gt/gte/lt/lte: the bound; between: (low, high)
+    dates: bool = False  # an ordering leaf on a date field
 
 
 @dataclass(frozen=True)

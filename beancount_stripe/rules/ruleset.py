@@ -18,46 +18,16 @@ from beancount_stripe.config import (
     zone,
 )
 from beancount_stripe.errors import ConfigError
+from beancount_stripe.rules import index
 from beancount_stripe.rules.compiler import load_rules
 from beancount_stripe.rules.fields import (
     _PARTY_ID_FIELDS,
     FIELDS,
     Facts,
-    Getter,
     _customer_email,
     _customer_name,
 )
 from beancount_stripe.rules.model import _BIT, Party, Pred, Rule, RuleFile
-
-# Fields worth a hash index, most selective first (``type`` has its own index).
-_GUARD_FIELDS = (
-    "customer.id",
-    "customer.email",
-    "destination",
-    "source",
-    "customer.name",
-    "payment_method",
-    "card.brand",
-    "card.country",
-    "currency",
-    "status",
-    "reporting_category",
-    "category",
-)
-
-
-def _guard(rule: Rule) -> tuple[str, Getter, frozenset[str]] | None:
-    """A top-level ``field = value`` / ``one_of`` condition the rule cannot match without."""
-    parts = rule.when.parts if rule.when.kind == "all" else (rule.when,)
-    found = [
-        p for p in parts if p.kind == "leaf" and p.values is not None and p.field in _GUARD_FIELDS
-    ]
-    if not found:
-        return None
-    best = min(found, key=lambda p: _GUARD_FIELDS.index(str(p.field)))
-    assert best.field is not None and best.getter is not None
-    return best.field, best.getter, best.values  # type: ignore[return-value]
-
 
 # -- a client's ruleset ----------------------------------------------------------------------------
 
@@ -72,18 +42,18 @@ class _Candidates:
     additive: tuple[bool, ...]
     more_after: tuple[int, ...]  # OR of the masks of rules[i:]
     additive_after: tuple[bool, ...]  # any of rules[i:] adds tags or links
-    # Second index: rules whose condition requires ``field = value`` are tried only for BTs
-    # with that value; ``unguarded`` are the indexes of all other rules.
+    # Second index (rules/index.py): rules are filed under a condition they cannot match
+    # without, and tried only for BTs that meet it; ``unguarded`` are all other rules.
     unguarded: tuple[int, ...] = ()
-    guards: tuple[tuple[str, Getter, dict[str | None, tuple[int, ...]]], ...] = ()
+    guards: tuple[index.GuardIndex, ...] = ()
 
     def order(self, facts: Facts) -> Sequence[int]:
         """Indexes of the rules worth testing for ``facts``, in precedence order."""
         if not self.guards:
             return range(len(self.rules))
         picked = list(self.unguarded)
-        for name, getter, table in self.guards:
-            hit = table.get(facts.folded(name, getter))
+        for guard in self.guards:
+            hit = guard.lookup(facts)
             if hit:
                 picked.extend(hit)
         picked.sort()
@@ -184,21 +154,7 @@ class Ruleset:
             tests = tuple(
                 r.rest if r.types is not None and r.rest is not None else r.when.test for r in rules
             )
-            unguarded: list[int] = []
-            tables: dict[str, tuple[Getter, dict[str | None, list[int]]]] = {}
-            for i, rule in enumerate(rules):
-                guard = _guard(rule)
-                if guard is None:
-                    unguarded.append(i)
-                    continue
-                name, getter, values = guard
-                table = tables.setdefault(name, (getter, {}))[1]
-                for value in values:
-                    table.setdefault(value, []).append(i)
-            guards = tuple(
-                (name, getter, {v: tuple(ix) for v, ix in table.items()})
-                for name, (getter, table) in tables.items()
-            )
+            unguarded, guards = index.build(rules)
             found = _Candidates(
                 rules,
                 tests,
@@ -206,7 +162,7 @@ class Ruleset:
                 tuple(r.additive for r in rules),
                 tuple(reversed(more)),
                 tuple(reversed(additive)),
-                tuple(unguarded),
+                unguarded,
                 guards,
             )
             self._candidates[key] = found
