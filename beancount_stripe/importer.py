@@ -23,7 +23,7 @@ import beangulp
 import beangulp.exceptions
 from beancount.core import data
 
-from beancount_stripe import archive, capital, rules
+from beancount_stripe import archive, capital, heap, rules
 from beancount_stripe.config import ClientConfig, load_config
 from beancount_stripe.errors import BeancountStripeError, InputFileError
 
@@ -102,6 +102,10 @@ class BalanceTransactionImporter(beangulp.Importer):
     def extract(self, filepath: str, existing: data.Entries) -> data.Entries:
         """Book every transaction in the file; those a Capital CSV entry of ``existing`` already
         books are marked duplicate here, those with a booked ``stripe_id`` by ``deduplicate``."""
+        with heap.quiet_gc():  # a big file: keep the collector off the parsed history
+            return self._extract(filepath, existing)
+
+    def _extract(self, filepath: str, existing: data.Entries) -> data.Entries:
         try:
             bts = archive.read_transactions(Path(filepath))
             booked = _stripe_ids(existing)

@@ -103,9 +103,9 @@ def apply_rules(
     counter = old_postings[-1]
     explanation.booked_account = counter.account
     account_rule: Rule | None = values.get("account")
-    if account_rule is not None:
+    accounts = ruleset.account_of(account_rule) if account_rule is not None else ()
+    if account_rule is not None and (account_rule.split or accounts[0] != counter.account):
         postings = list(old_postings)
-        accounts = ruleset.account_of(account_rule)
         if account_rule.split:
             postings[-1:] = _split_postings(counter, account_rule.split, accounts)
         else:
@@ -128,10 +128,12 @@ def apply_rules(
         payee = None  # "Advance funding" "Advance funding" says it twice; the narration is enough
     review = flag == "!" or any(p.account == ruleset.uncategorized for p in postings)
     if (
-        not values
+        postings is old_postings
+        and not any(key.startswith("meta:") for key in values)
         and not review
         and flag == entry.flag
         and payee == entry.payee
+        and narration == entry.narration
         and not tags
         and not links
     ):

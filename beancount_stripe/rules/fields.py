@@ -315,6 +315,7 @@ def _number(value: Any) -> Decimal | None:
     if isinstance(value, bool) or value is None:
         return None
     try:
-        return Decimal(str(value).strip().replace(",", ""))
+        number = Decimal(str(value).strip().replace(",", ""))
     except InvalidOperation:
         return None
+    return number if number.is_finite() else None  # "NaN" in metadata compares to nothing

@@ -139,3 +139,40 @@ def test_indexed_ruleset_decides_exactly_like_testing_every_rule(
     _unindexed(monkeypatch, ruleset)
     assert not ruleset.candidates("charge").guards
     assert _outcome(rules.book_with_rules(bts, client, ruleset)) == fast
+
+
+BOUNDS = """
+rules:
+  - {name: gte, when: {amount: {gte: 10}}, tags: [gte]}
+  - {name: gt, when: {amount: {gt: 10}}, tags: [gt]}
+  - {name: lte, when: {amount: {lte: 10}}, tags: [lte]}
+  - {name: lt, when: {amount: {lt: 10}}, tags: [lt]}
+  - {name: point, when: {amount: {between: [10, 10]}}, tags: [point]}
+  - {name: cents, when: {amount: {between: [9.99, 10.005]}}, tags: [cents]}
+  - {name: day, when: {created: {between: [2024-01-01, 2024-01-01]}}, tags: [day]}
+  - {name: after, when: {created: {gte: 2024-01-02}}, tags: [after]}
+  - {name: text, when: {metadata.qty: {gte: 2}}, tags: [qty]}
+"""
+
+
+def test_range_bounds_are_inclusive_exactly_like_the_conditions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = client_with(tmp_path, (write_rules(tmp_path, BOUNDS),))
+    bts = []
+    for i, (amount, day, qty) in enumerate(
+        [(999, 0, "1"), (1000, 0, "2"), (1001, 1, "2.0"), (1000, 2, "NaN"), (-1000, 1, "x")]
+    ):
+        bt = copy.deepcopy(CHARGE)
+        bt.update(id=f"txn_b{i}", amount=amount, fee=0, net=amount)
+        bt["created"] += day * 86400
+        bt["source"]["metadata"] = {"qty": qty}
+        bts.append(bt)
+    ruleset = rules.ruleset_for(client)
+    fast = _outcome(rules.book_with_rules(bts, client, ruleset))
+    assert {g.kind for g in ruleset.candidates("charge").guards} == {"range"}
+    tags = {entry.meta["stripe_id"]: sorted(entry.tags) for entry, _d, _m in fast}
+    assert tags["txn_b1"] == ["cents", "day", "gte", "lte", "point", "qty"]  # 10.00 on the day
+    assert tags["txn_b3"] == ["after", "cents", "gte", "lte", "point"]  # qty NaN: no match
+    _unindexed(monkeypatch, ruleset)
+    assert _outcome(rules.book_with_rules(bts, client, ruleset)) == fast
