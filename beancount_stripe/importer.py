@@ -150,7 +150,7 @@ def _stripe_ids(entries: Iterable[data.Directive] | None) -> set[str]:
 def _with_source(entry: data.Transaction, filepath: str) -> data.Transaction:
     meta = dict(entry.meta)
     meta["filename"] = filepath
-    return entry._replace(meta=meta)
+    return data.Transaction(meta, *entry[1:])
 
 
 def importers_from_config(path: str | Path) -> list[beangulp.Importer]:
