@@ -51,6 +51,7 @@ def apply_rules(
     tags: set[str] = set()
     links: set[str] = set()
     decided = 0
+    meta_set = False
     bits = ruleset._bits
     rules, tests, masks, additive = cand.rules, cand.tests, cand.masks, cand.additive
     more_after, additive_after = cand.more_after, cand.additive_after
@@ -87,6 +88,7 @@ def apply_rules(
             if not decided & bit:
                 text = template.render(facts)
                 if text:
+                    meta_set = True
                     values[f"meta:{key}"] = text
                     deciders[f"meta:{key}"] = rule
                     decided |= bit
@@ -126,10 +128,16 @@ def apply_rules(
     narration = values.get("narration", entry.narration)
     if payee is not None and payee == narration:
         payee = None  # "Advance funding" "Advance funding" says it twice; the narration is enough
-    review = flag == "!" or any(p.account == ruleset.uncategorized for p in postings)
+    uncategorized = ruleset.uncategorized
+    review = flag == "!"
+    if not review:
+        for posting in postings:
+            if posting.account == uncategorized:
+                review = True
+                break
     if (
         postings is old_postings
-        and not any(key.startswith("meta:") for key in values)
+        and not meta_set
         and not review
         and flag == entry.flag
         and payee == entry.payee
