@@ -11,6 +11,7 @@ result later (the rules package); this module knows nothing about them.
 from __future__ import annotations
 
 import datetime
+import operator
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -241,6 +242,9 @@ def book(
     return _book(bt, _context(client), filename)
 
 
+_SORT_KEY = operator.itemgetter(0, 1, 2)  # (date, created, id)
+
+
 def book_all(
     bts: Iterable[Mapping[str, Any]], client: ClientConfig, filename: str = DEFAULT_FILENAME
 ) -> list[data.Transaction]:
@@ -250,7 +254,7 @@ def book_all(
     for bt in bts:
         entry = _book(bt, ctx, filename)
         keyed.append((entry.date, bt["created"], bt["id"], entry))
-    keyed.sort(key=lambda item: item[:3])
+    keyed.sort(key=_SORT_KEY)
     return [item[3] for item in keyed]
 
 
@@ -284,6 +288,11 @@ def balance_assertions(
 # --- internals ---------------------------------------------------------------------------------
 
 
+def _is_map(value: object) -> bool:
+    """``isinstance(value, Mapping)``, without the ABC check for the usual plain dict."""
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
@@ -314,12 +323,12 @@ def _party(source: Mapping[str, Any] | None, bt_type: str) -> str | None:
     charge: Any = source
     if source.get("object") != "charge" and bt_type not in _PARTY_TYPES:
         charge = source.get("charge")
-        if not isinstance(charge, Mapping):
+        if not _is_map(charge):
             return None
     billing = charge.get("billing_details")
-    billing = billing if isinstance(billing, Mapping) else {}
+    billing = billing if _is_map(billing) else {}
     customer = charge.get("customer")
-    customer = customer if isinstance(customer, Mapping) else {}
+    customer = customer if _is_map(customer) else {}
     for candidate in (
         billing.get("name"),
         customer.get("name"),
@@ -340,7 +349,7 @@ def _tax_part(bt: Mapping[str, Any], fee: int, code: str) -> int:
         return 0
     total = tax = 0
     for detail in details:
-        if not isinstance(detail, Mapping):
+        if not _is_map(detail):
             return 0
         amount = detail.get("amount")
         detail_currency = detail.get("currency")
@@ -467,7 +476,7 @@ def _book(bt: Mapping[str, Any], ctx: _Context, filename: str) -> data.Transacti
     source = get("source")
     source_obj: Mapping[str, Any] | None = None
     source_id: str | None = None
-    if isinstance(source, Mapping):
+    if _is_map(source):
         source_obj = source
         source_id = _clean(source.get("id"))
     else:

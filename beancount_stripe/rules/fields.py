@@ -63,7 +63,7 @@ def _available_on(f: Facts) -> Any:
 
 def _source_id(f: Facts) -> Any:
     source = f.bt.get("source")
-    if isinstance(source, Mapping):
+    if _is_mapping(source):
         source = source.get("id")
     return source if isinstance(source, str) else None
 
@@ -129,7 +129,7 @@ def _customer_email(f: Facts) -> Any:
 
 def _customer_id(f: Facts) -> Any:
     customer = _sub(_charge(f), "customer")
-    if isinstance(customer, Mapping):
+    if _is_mapping(customer):
         customer = customer.get("id")
     return customer if isinstance(customer, str) else None
 
@@ -158,7 +158,7 @@ def _card(key: str) -> Getter:
 
 def _destination(f: Facts) -> Any:
     value = _sub(f.bt.get("source"), "destination")
-    if isinstance(value, Mapping):
+    if _is_mapping(value):
         value = value.get("id")
     return value if isinstance(value, str) else None
 
@@ -215,7 +215,7 @@ _PREFIXED = ("source.", "metadata.")
 def _path_getter(path: tuple[str, ...]) -> Getter:
     def get(f: Facts) -> Any:
         value = _sub(f.bt.get("source"), *path)
-        if isinstance(value, Mapping):
+        if _is_mapping(value):
             value = value.get("id")
         return value if isinstance(value, str | int | float | bool) else None
 
