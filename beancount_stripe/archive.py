@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from beancount_stripe.atomic import write_atomic
+from beancount_stripe.bt_check import check_bt
 from beancount_stripe.errors import InputFileError, LedgerError
 
 HEADER_OBJECT = "beancount_stripe.archive"
@@ -192,34 +193,14 @@ def read_transactions(
     return [_check_bt(obj, f"{path}: data[{i}]") for i, obj in enumerate(data)]
 
 
-_REQUIRED = ("id", "amount", "fee", "net", "currency", "created", "type")
-
-
 def _check_bt(obj: Any, where: str) -> dict[str, Any]:
-    if (
-        not isinstance(obj, dict)
-        or obj.get("object", "balance_transaction") != "balance_transaction"
-    ):
-        raise InputFileError(
-            "not a balance transaction object",
-            where=where,
-            fix="the file must hold only balance transactions (`txn_…`)",
-        )
-    missing = [k for k in _REQUIRED if k not in obj]
-    if missing:
-        raise InputFileError(
-            f"balance transaction {obj.get('id', '?')} lacks {', '.join(missing)}",
-            where=where,
-            fix="save the full objects as the API returns them",
-        )
-    for k in ("amount", "fee", "net", "created"):
-        if not isinstance(obj[k], int) or isinstance(obj[k], bool):
-            raise InputFileError(
-                f"balance transaction {obj['id']}: `{k}` must be an integer, got {obj[k]!r}",
-                where=where,
-                fix="amounts in Stripe JSON are integers in minor units; do not edit them",
-            )
-    return obj
+    """The one balance-transaction check (``bt_check``), with the fix for a file on disk."""
+    return check_bt(
+        obj,
+        where=where,
+        fix="restore the file from git, or save the objects exactly as the Stripe API returned "
+        "them; for an archive month, delete its file and run `beancount-stripe fetch` again",
+    )
 
 
 def write_month(
