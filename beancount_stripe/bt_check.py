@@ -14,10 +14,11 @@ Optional fields booking reads are type-checked when present.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from beancount_stripe import currency
-from beancount_stripe.errors import InputFileError
+from beancount_stripe.errors import CurrencyError, InputFileError
 
 REQUIRED = ("id", "amount", "fee", "net", "currency", "created", "type")
 _INTEGERS = ("amount", "fee", "net", "created")
@@ -47,6 +48,8 @@ _JSON_NAMES = {
 
 def json_type(value: Any) -> str:
     """How ``value`` reads in JSON terms, for messages ("a string", "null", …)."""
+    if isinstance(value, Mapping):
+        return "an object"
     return _JSON_NAMES.get(type(value), type(value).__name__)
 
 
@@ -59,7 +62,7 @@ def check_bt(
     there, named when the transaction has no usable id.
     """
     at = f"#{index}" if index is not None else "(no id)"
-    if not isinstance(obj, dict):
+    if not isinstance(obj, Mapping):
         raise InputFileError(
             f"item {at} is {json_type(obj)}, not a balance transaction object",
             where=where,
@@ -111,7 +114,7 @@ def check_bt(
         )
     code = obj["currency"]
     if not isinstance(code, str) or not currency.is_known(code):
-        raise InputFileError(
+        raise CurrencyError(
             f"{name}: `currency` {code!r} is not a known ISO 4217 currency code",
             where=where,
             fix=fix,
@@ -126,7 +129,10 @@ def check_bt(
         if key not in obj:
             continue
         value = obj[key]
-        ok = any(value is None if t is None else type(value) is t for t in allowed)
+        ok = any(
+            value is None if t is None else isinstance(value, t) and not isinstance(value, bool)
+            for t in allowed
+        )
         if not ok:
             raise InputFileError(
                 f"{name}: `{key}` is {json_type(value)} ({_short(value)})",

@@ -8,6 +8,7 @@ plain dicts in Stripe's wire shape so nothing above it depends on the SDK.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import threading
@@ -278,7 +279,7 @@ class StripeGateway:
                 # Not JSON, or JSON without Stripe's `error` object, below 500: not Stripe at all
                 # (a web page, another API). A 5xx page from a proxy is an outage: retried below.
                 status = e.http_status
-                body = e.json_body
+                body = _json_or_none(e.http_body)
                 stripe_shaped = isinstance(body, dict) and isinstance(body.get("error"), dict)
                 if status is not None and status < 500 and not stripe_shaped:
                     kind = "a body that is not JSON" if body is None else "non-Stripe JSON"
@@ -329,6 +330,16 @@ class StripeGateway:
         delay = min(self.backoff * 2 ** (attempt - 1), 8.0)
         self._sleep(random.uniform(delay / 2, delay))
         return attempt
+
+
+def _json_or_none(body: object) -> Any:
+    """The parsed JSON of a response body, or None when it is not JSON."""
+    if not isinstance(body, str | bytes):
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
 
 
 def _msg(error: Exception) -> str:
