@@ -22,14 +22,14 @@ from beancount_stripe.errors import CurrencyError, InputFileError
 
 REQUIRED = ("id", "amount", "fee", "net", "currency", "created", "type")
 _INTEGERS = ("amount", "fee", "net", "created")
-#: Optional fields booking or rules read: the JSON types each may have (None = null).
-_OPTIONAL: dict[str, tuple[type | None, ...]] = {
-    "description": (str, None),
-    "reporting_category": (str, None),
-    "status": (str, None),
-    "source": (str, dict, None),
-    "fee_details": (list, None),
-    "available_on": (int, None),
+#: Optional fields booking or rules read: the JSON types each may have besides null.
+_OPTIONAL: dict[str, tuple[type, ...]] = {
+    "description": (str,),
+    "reporting_category": (str,),
+    "status": (str,),
+    "source": (str, Mapping),
+    "fee_details": (list,),
+    "available_on": (int,),
 }
 #: ``created`` must be a plausible unix time: after 2000-01-01, before 2100-01-01.
 CREATED_RANGE = (946_684_800, 4_102_444_800)
@@ -126,19 +126,14 @@ def check_bt(
             fix=fix,
         )
     for key, allowed in _OPTIONAL.items():
-        if key not in obj:
+        value = obj.get(key)
+        if value is None or (isinstance(value, allowed) and not isinstance(value, bool)):
             continue
-        value = obj[key]
-        ok = any(
-            value is None if t is None else isinstance(value, t) and not isinstance(value, bool)
-            for t in allowed
+        raise InputFileError(
+            f"{name}: `{key}` is {json_type(value)} ({_short(value)})",
+            where=where,
+            fix=fix,
         )
-        if not ok:
-            raise InputFileError(
-                f"{name}: `{key}` is {json_type(value)} ({_short(value)})",
-                where=where,
-                fix=fix,
-            )
     return obj
 
 
