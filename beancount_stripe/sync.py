@@ -642,6 +642,11 @@ def _sync_locked(
         used = {p.account for e in entries for p in e.postings}
         used.update(a.account for a in assertions)
         opens = ledger.open_directives(used, state.open_accounts, first_date)
+        used_currencies = {p.units.currency for e in entries for p in e.postings}
+        used_currencies.update(a.amount.currency for a in assertions)
+        commodities = ledger.commodity_directives(used_currencies, state.commodities, first_date)
+        if commodities:
+            blocks.append(ledger.format_entries(commodities))
         if opens:
             blocks.append(ledger.format_entries(opens))
         if entries:
