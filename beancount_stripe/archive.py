@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from beancount_stripe.atomic import write_atomic
+from beancount_stripe.bt_check import check_bt
 from beancount_stripe.errors import InputFileError, LedgerError
 
 HEADER_OBJECT = "beancount_stripe.archive"
@@ -226,65 +227,14 @@ def read_transactions(
     return [_check_bt(obj, f"{path}: data[{i}]") for i, obj in enumerate(data)]
 
 
-_REQUIRED = ("id", "amount", "fee", "net", "currency", "created", "type")
-
-
 def _check_bt(obj: Any, where: str) -> dict[str, Any]:
-    if (
-        not isinstance(obj, dict)
-        or obj.get("object", "balance_transaction") != "balance_transaction"
-    ):
-        raise InputFileError(
-            "not a balance transaction object",
-            where=where,
-            fix="the file must hold only balance transactions (`txn_…`)",
-        )
-    missing = [k for k in _REQUIRED if k not in obj]
-    if missing:
-        raise InputFileError(
-            f"balance transaction {obj.get('id', '?')} lacks {', '.join(missing)}",
-            where=where,
-            fix="save the full objects as the API returns them",
-        )
-    for k in ("amount", "fee", "net", "created"):
-        if not isinstance(obj[k], int) or isinstance(obj[k], bool):
-            raise InputFileError(
-                f"balance transaction {obj['id']}: `{k}` must be an integer, got {obj[k]!r}",
-                where=where,
-                fix="amounts in Stripe JSON are integers in minor units; do not edit them",
-            )
-    _check_fields(obj, where)
-    return obj
-
-
-_ID_RE = re.compile(r"txn_[0-9A-Za-z_]+")
-_LAST_CREATED = 32503680000  # 3000-01-01: later is a damaged timestamp, not a date to book
-
-
-def _check_fields(obj: dict[str, Any], where: str) -> None:
-    """The fields booking trusts beyond the amounts: an id the ledger scan can find again, text
-    where text is expected, a ``created`` instant a date can hold."""
-    fix = "use the balance transactions exactly as the Stripe API returned them"
-    if not isinstance(obj["id"], str) or not _ID_RE.fullmatch(obj["id"]):
-        raise InputFileError(
-            f"balance transaction id {obj['id']!r} is not a Stripe id (`txn_` and letters, digits)",
-            where=where,
-            fix=fix,
-        )
-    for k in ("currency", "type"):
-        if not isinstance(obj[k], str) or not obj[k]:
-            raise InputFileError(
-                f"balance transaction {obj['id']}: `{k}` must be text, got {obj[k]!r}",
-                where=where,
-                fix=fix,
-            )
-    if not 0 <= obj["created"] < _LAST_CREATED:
-        raise InputFileError(
-            f"balance transaction {obj['id']}: `created` {obj['created']} is not a Unix time "
-            "in seconds between 1970 and 3000",
-            where=where,
-            fix=fix,
-        )
+    """The one balance-transaction check (``bt_check``), with the fix for a file on disk."""
+    return check_bt(
+        obj,
+        where=where,
+        fix="restore the file from git, or save the objects exactly as the Stripe API returned "
+        "them; for an archive month, delete its file and run `beancount-stripe fetch` again",
+    )
 
 
 def write_month(

@@ -33,11 +33,13 @@ from beancount.core import data
 
 from beancount_stripe import archive, atomic, booking, capital, currency, ledger, privacy, rules
 from beancount_stripe.config import ClientConfig, resolve_key
-from beancount_stripe.errors import LedgerError, StripeAccessError
+from beancount_stripe.errors import ConfigError, LedgerError, StripeAccessError
 from beancount_stripe.stripe_api import StripeGateway
 
 DEFAULT_OVERLAP = datetime.timedelta(days=2)
 API_BASE_ENV = "BEANCOUNT_STRIPE_API_BASE"
+RETRIES_ENV = "BEANCOUNT_STRIPE_RETRIES"
+DEFAULT_RETRIES = 6
 STRIPE_EPOCH = 1262304000  # 2010-01-01: no Stripe account has older transactions
 UNTIED_EXIT = 6  # entries written, but no balance assertion: the archive disagrees with Stripe
 
@@ -95,15 +97,18 @@ def gateway_for(
     *,
     api_base: str | None = None,
     rate_limit: float | None = None,
-    max_retries: int = 6,
+    max_retries: int | None = None,
     backoff: float = 0.5,
 ) -> StripeGateway:
     """A gateway for ``client`` with its key read from its configured source.
 
     ``rate_limit=0`` disables the client-side limit (benchmarks). Without it, stay under
     Stripe's read limits with room for the client's other integrations: 80 requests/s for live
-    keys (Stripe allows 100), 20 for test keys (25).
+    keys (Stripe allows 100), 20 for test keys (25). ``max_retries`` defaults to
+    ``$BEANCOUNT_STRIPE_RETRIES``, else 6.
     """
+    if max_retries is None:
+        max_retries = retries_from_env()
     base = api_base or os.environ.get(API_BASE_ENV) or client.api_base
     key = resolve_key(client)
     if rate_limit is None:
@@ -118,6 +123,20 @@ def gateway_for(
         backoff=backoff,
         minimise=privacy.minimiser_for(client),
     )
+
+
+def retries_from_env() -> int:
+    """``$BEANCOUNT_STRIPE_RETRIES`` (0–20), else the default: how often a request is retried."""
+    text = os.environ.get(RETRIES_ENV, "").strip()
+    if not text:
+        return DEFAULT_RETRIES
+    if not text.isdigit() or int(text) > 20:
+        raise ConfigError(
+            f"${RETRIES_ENV} is {text!r}, not a whole number from 0 to 20",
+            where="environment",
+            fix=f"unset it (default {DEFAULT_RETRIES}) or set it to e.g. 2",
+        )
+    return int(text)
 
 
 def verify_account(gateway: StripeGateway, client: ClientConfig) -> dict[str, Any]:
