@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from beancount_stripe import __version__, currency
+from beancount_stripe import __version__, currency, sync_state
 from beancount_stripe.config import ClientConfig, Config, check_config, load_config
 from beancount_stripe.errors import BeancountStripeError, ConfigError
 from beancount_stripe.stripe_api import mask_secrets
@@ -201,6 +201,7 @@ def sync(
                 overlap=datetime.timedelta(days=overlap_days),
                 api_base=api_base,
                 progress=bars,
+                via=sync_state.detect_via(),
             )
         finally:
             bars.close()
@@ -349,7 +350,7 @@ def demo(ctx: click.Context, world: Path | None, fresh: bool) -> None:
         bars = _Bars(sys.stderr.isatty())
         for client in config.clients:
             try:
-                report = sync_client(client, api_base=sim.url, progress=bars)
+                report = sync_client(client, api_base=sim.url, progress=bars, via="demo")
             except BeancountStripeError as e:
                 bars.close()
                 _fail(e)
