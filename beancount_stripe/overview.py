@@ -21,7 +21,9 @@ from beancount_stripe.config import ClientConfig
 # -- balances -----------------------------------------------------------------------------------
 
 
-def balances(entries: Iterable[data.Directive], accounts: set[str]) -> dict[str, dict[str, Decimal]]:
+def balances(
+    entries: Iterable[data.Directive], accounts: set[str]
+) -> dict[str, dict[str, Decimal]]:
     """account → currency → balance over ``entries``, for the given accounts only."""
     out: dict[str, dict[str, Decimal]] = {a: {} for a in accounts}
     for entry in entries:
@@ -236,9 +238,7 @@ def capital_view(client: ClientConfig) -> CapitalView | None:
                 unsplit=dec(st.unsplit),
             )
         )
-    csvs = sorted(
-        (client.ledger.parent / "capital").glob("*.csv"), key=lambda p: p.stat().st_mtime
-    )
+    csvs = sorted((client.ledger.parent / "capital").glob("*.csv"), key=lambda p: p.stat().st_mtime)
     last = csvs[-1] if csvs else None
     return CapitalView(
         loans=rows,

@@ -66,12 +66,13 @@ def queue(entries: Iterable[data.Directive], client: ClientConfig) -> list[Queue
             continue
         counter = counter_posting(entry, client)
         units = counter.units
+        number = units.number if units is not None else None
         out.append(
             QueueItem(
                 entry=entry,
                 stripe_id=str(txn_id),
                 account=counter.account,
-                amount=units.number if units is not None and units.number is not None else Decimal(0),
+                amount=number if number is not None else Decimal(0),
                 currency=units.currency if units is not None else "",
             )
         )
@@ -236,8 +237,9 @@ def _rule_yaml(sug: categorize.Suggestion) -> str:
     )
 
 
-def _matches(sug: categorize.Suggestion, client: ClientConfig, bt: Mapping[str, Any],
-             ruleset: Ruleset) -> bool:
+def _matches(
+    sug: categorize.Suggestion, client: ClientConfig, bt: Mapping[str, Any], ruleset: Ruleset
+) -> bool:
     if sug.types and str(bt.get("type") or "").casefold() not in sug.types:
         return False
     facts = rules.Facts(bt, booking.book(bt, client), ruleset)

@@ -10,6 +10,7 @@ The record holds no key and no part of one: error messages are masked before the
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -102,10 +103,8 @@ def record(client: ClientConfig, run: SyncRun) -> None:
         runs = state["clients"].setdefault(client.id, [])
         runs.append(asdict(run))
         del runs[:-HISTORY]
-        try:
+        with contextlib.suppress(OSError):
             write_atomic(path, json.dumps(state, indent=1, sort_keys=True) + "\n")
-        except OSError:
-            pass
 
 
 def history(client: ClientConfig) -> list[SyncRun]:

@@ -2,7 +2,10 @@
 
 Enable it in a client's ledger::
 
-    2024-01-01 custom "fava-extension" "beancount_stripe.fava_ext" "{'config': '../../config/clients.yaml', 'client': 'acme'}"
+    2024-01-01 custom "fava-extension" "beancount_stripe.fava_ext"
+      "{'config': '../../config/clients.yaml', 'client': 'acme'}"
+
+(one line in the ledger; the options are a Python dict literal, as Fava reads them).
 
 ``config`` is relative to the ledger file; ``client`` may be left out when the config has one
 client, or one whose ``ledger`` is this file. The page is ``/<ledger-slug>/extension/Stripe/``.
@@ -24,16 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from beancount.core import data
-from flask import current_app, jsonify, request
-from flask.wrappers import Response
-
 from fava.beans.funcs import hash_entry
+from fava.core.charts import DateAndBalanceWithBudget
 from fava.core.file import get_entry_slice
 from fava.core.inventory import SimpleCounterInventory
-from fava.core.charts import DateAndBalanceWithBudget
 from fava.ext import FavaExtensionBase, extension_endpoint
 from fava.helpers import FavaAPIError
 from fava.internal_api import BarChart
+from flask import current_app, jsonify, request
+from flask.wrappers import Response
 
 from beancount_stripe import categorize, overview, review, rules, sync_state
 from beancount_stripe.config import ClientConfig, Config, load_config
@@ -120,7 +122,7 @@ class Stripe(FavaExtensionBase):
         hooks = current_app.before_request_funcs.get(None, [])
         return any(getattr(f, "__name__", "") == "_read_only" for f in hooks)
 
-    # -- what the page shows ------------------------------------------------------------------------
+    # -- what the page shows ---------------------------------------------------------------------
 
     def _key(self) -> Any:
         return (id(self.ledger.all_entries), self.ledger.mtime)
@@ -220,7 +222,8 @@ class Stripe(FavaExtensionBase):
             points: dict[str, dict[str, Decimal]] = {}
             for cur, rows in months.items():
                 for m in rows:
-                    value = m.refunds + m.disputes if attr == "refunds_disputes" else getattr(m, attr)
+                    both = attr == "refunds_disputes"
+                    value = m.refunds + m.disputes if both else getattr(m, attr)
                     points.setdefault(m.month, {})[cur] = value
             data_points = [
                 DateAndBalanceWithBudget(
@@ -290,8 +293,9 @@ class Stripe(FavaExtensionBase):
             if self.job.get("state") == "running":
                 return _json_error("a sync of this client is already running", 409)
             self.job = {"state": "running", "started": sync_state.now_iso(), "message": ""}
-        threading.Thread(target=self._run_sync, name=f"stripe-sync-{self.client.id}",
-                         daemon=True).start()
+        threading.Thread(
+            target=self._run_sync, name=f"stripe-sync-{self.client.id}", daemon=True
+        ).start()
         return jsonify({"ok": True, "job": self.job})
 
     def _run_sync(self) -> None:
@@ -302,7 +306,7 @@ class Stripe(FavaExtensionBase):
             report = sync_client(self.client, via="fava")
         except BeancountStripeError as e:
             job = {"state": "error", "message": mask_secrets(str(e))}
-        except Exception as e:  # noqa: BLE001 - show it on the page, never a traceback
+        except Exception as e:  # show it on the page, never a traceback
             job = {"state": "error", "message": mask_secrets(f"{type(e).__name__}: {e}")}
         else:
             for path in report.changed_files:
@@ -310,8 +314,8 @@ class Stripe(FavaExtensionBase):
                     self.ledger.watcher.notify(path)
             job = {
                 "state": "done",
-                "message": f"{len(report.booked)} new entr{'y' if len(report.booked) == 1 else 'ies'}"
-                f", {report.flagged} flagged for review",
+                "message": f"{len(report.booked)} new entr"
+                f"{'y' if len(report.booked) == 1 else 'ies'}, {report.flagged} flagged for review",
                 "added": len(report.booked),
                 "warnings": [mask_secrets(w) for w in report.warnings],
             }
@@ -477,5 +481,3 @@ def _month_date(month: str) -> Any:
 
     year, mon = (int(x) for x in month.split("-"))
     return datetime.date(year, mon, 1)
-
-
