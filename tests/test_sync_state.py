@@ -49,9 +49,7 @@ def test_dry_run_records_nothing(make_client: ClientFactory) -> None:
     assert not sync_state.state_path(client).exists()
 
 
-def test_a_failure_is_recorded_without_the_key(
-    make_client: ClientFactory, world: World
-) -> None:
+def test_a_failure_is_recorded_without_the_key(make_client: ClientFactory, world: World) -> None:
     client = make_client(key_of="acct_1TestOther0002")  # the key opens another account
     with pytest.raises(StripeAccessError):
         sync_client(client, via="cli")
