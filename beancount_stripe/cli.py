@@ -373,7 +373,8 @@ def demo(ctx: click.Context, world: Path | None, fresh: bool) -> None:
     click.echo(
         "\nOpen the books in Fava:  .venv/bin/fava "
         + " ".join(_rel(c.ledger) for c in config.clients)
-        + "\nthen browse to http://127.0.0.1:5000/ (Import page: archive files of each client)."
+        + "\nthen browse to http://127.0.0.1:5000/ (Import page: archive files of each client;"
+        + " the Stripe page of each client: /<ledger>/extension/Stripe/)."
         + f"\nbeangulp:  cd {_rel(first.parent.parent)} && ../.venv/bin/python import.py extract "
         f"{first.parent.name}/archive -e {first.parent.name}/{first.name}"
     )
