@@ -106,56 +106,68 @@ def explain(client: ClientConfig, bt: Mapping[str, Any], ruleset: Ruleset) -> st
     return categorize.explain(client, bt, ruleset)
 
 
-class ArchiveCache:
-    """Archived balance transactions by id, read per month file and kept until its mtime changes.
+class _Except:
+    """A container of every id but ``wanted``: ``read_transactions`` then parses only those."""
 
-    The page must never re-read a client's whole archive per request: only the months it asks
-    for are read, once per change of the file.
+    def __init__(self, wanted: set[str]) -> None:
+        self.wanted = wanted
+
+    def __contains__(self, txn_id: object) -> bool:
+        return txn_id not in self.wanted
+
+
+class ArchiveCache:
+    """Archived balance transactions by id, kept per month file until its mtime changes.
+
+    The page must never re-read a client's whole archive per request: ``find`` parses only the
+    lines of the wanted ids, in the months their entries are dated, once per change of a file.
     """
 
     def __init__(self) -> None:
-        self._months: dict[Path, tuple[int, dict[str, dict[str, Any]]]] = {}
+        self._found: dict[Path, tuple[int, dict[str, dict[str, Any]]]] = {}
         self._lock = threading.Lock()
 
-    def month(self, path: Path) -> dict[str, dict[str, Any]]:
+    def _month(self, path: Path, wanted: set[str]) -> dict[str, dict[str, Any]]:
         try:
             mtime = path.stat().st_mtime_ns
         except OSError:
             return {}
         with self._lock:
-            cached = self._months.get(path)
-            if cached is not None and cached[0] == mtime:
-                return cached[1]
-        rows = {bt["id"]: bt for bt in archive.read_transactions(path)}
-        with self._lock:
-            self._months[path] = (mtime, rows)
-        return rows
+            cached = self._found.get(path)
+            known = cached[1] if cached is not None and cached[0] == mtime else {}
+        todo = wanted - set(known)
+        if todo:
+            rows = archive.read_transactions(path, skip_ids=_Except(todo))
+            known = {**known, **{bt["id"]: bt for bt in rows}}
+            with self._lock:
+                self._found[path] = (mtime, known)
+        return known
 
     def find(self, client: ClientConfig, wanted: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         """``wanted``: stripe id → its entry's month (YYYY-MM); a miss looks in every month."""
         files = dict(archive.month_files(client.archive_dir))
-        out: dict[str, dict[str, Any]] = {}
-        missing = []
+        by_month: dict[str, set[str]] = {}
         for txn_id, month in wanted.items():
+            by_month.setdefault(month, set()).add(txn_id)
+        out: dict[str, dict[str, Any]] = {}
+        for month, ids in by_month.items():
             path = files.get(month)
-            bt = self.month(path).get(txn_id) if path else None
-            if bt is None:
-                missing.append(txn_id)
-            else:
-                out[txn_id] = bt
+            if path is not None:
+                found = self._month(path, ids)
+                out.update({i: found[i] for i in ids if i in found})
+        missing = set(wanted) - set(out)
         if missing:
             for path in files.values():
-                rows = self.month(path)
-                for txn_id in missing:
-                    if txn_id in rows:
-                        out[txn_id] = rows[txn_id]
+                found = self._month(path, missing)
+                out.update({i: found[i] for i in missing if i in found})
+                missing -= set(out)
+                if not missing:
+                    break
         return out
 
     def all(self, client: ClientConfig) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        for _month, path in archive.month_files(client.archive_dir):
-            out.update(self.month(path))
-        return out
+        """Every archived transaction (for `rules suggest`, on demand only; not cached)."""
+        return categorize.read_archive(client)
 
 
 # -- editing one entry's text --------------------------------------------------------------------

@@ -43,7 +43,6 @@ from beancount_stripe.errors import BeancountStripeError
 from beancount_stripe.stripe_api import mask_secrets
 
 QUEUE_ROWS = 200  # rows of the review queue rendered at once
-PAYOUT_ROWS = 100
 
 
 @dataclass
@@ -125,12 +124,23 @@ class Stripe(FavaExtensionBase):
     # -- what the page shows ---------------------------------------------------------------------
 
     def _key(self) -> Any:
-        return (id(self.ledger.all_entries), self.ledger.mtime)
+        return self.ledger.all_entries  # a new list on every load of the ledger
+
+    def after_load_file(self) -> None:
+        """Compute the page's figures with Fava's load, so a page render only reads caches."""
+        if self.client is None:
+            return
+        try:
+            snap = self.snapshot()
+            self.reasons(snap.queue[:QUEUE_ROWS])
+            self.capital()
+        except Exception:  # the page shows the error when it recomputes; Fava must load
+            self._snapshot = None
 
     def snapshot(self) -> Snapshot:
         """The figures of the loaded ledger (one pass each), computed once per load."""
         key = self._key()
-        if self._snapshot is not None and self._snapshot[0] == key:
+        if self._snapshot is not None and self._snapshot[0] is key:
             return self._snapshot[1]
         assert self.client is not None
         entries = self.ledger.all_entries
@@ -174,7 +184,7 @@ class Stripe(FavaExtensionBase):
     def capital(self) -> overview.CapitalView | None:
         assert self.client is not None
         key = self._key()
-        if self._capital is None or self._capital[0] != key:
+        if self._capital is None or self._capital[0] is not key:
             try:
                 view: Any = overview.capital_view(self.client)
             except BeancountStripeError as e:
