@@ -264,14 +264,27 @@ def propose_rules(
     entries: Sequence[data.Directive],
     bts: Mapping[str, Mapping[str, Any]],
     ruleset: Ruleset | None = None,
+    min_count: int = 2,
 ) -> list[RuleProposal]:
-    """The rules `rules suggest` would add that match ``stripe_id``'s transaction."""
+    """The rules `rules suggest` would add that match ``stripe_id``'s transaction.
+
+    Learned from the decided entries (open `!` entries are left out: they are undecided);
+    each proposal counts the open entries it would settle.
+
+    ``min_count``: hand-categorized entries a rule must be learned from (as `--min-count`).
+    """
     ruleset = ruleset or rules.ruleset_for(client)
     bt = bts.get(stripe_id)
     if bt is None:
         return []
-    found = categorize.suggest(client, entries=entries, bts=bts, ruleset=ruleset)
     open_items = queue(entries, client)
+    # Entries still awaiting review are undecided, not evidence against a rule: they are what
+    # the proposal is for. The decided ones are what `rules suggest` learns from.
+    waiting = {id(i.entry) for i in open_items}
+    decided = [e for e in entries if id(e) not in waiting]
+    found = categorize.suggest(
+        client, entries=decided, bts=bts, ruleset=ruleset, min_count=min_count
+    )
     out = []
     for sug in found.rules:
         if not _matches(sug, client, bt, ruleset):

@@ -350,3 +350,56 @@ def test_sync_errors_are_the_cli_messages(
     assert last is not None and last.result == "error" and last.via == "fava"
     for body in rec.bodies:
         assert "WrongKeyForThisAccount" not in body
+
+
+def test_suggest_a_rule_appends_it_and_recategorizes(books: Path) -> None:
+    ledger_file = books / "example-ledger/acme/ledger.beancount"
+    ledger_file.write_text(
+        ledger_file.read_text().replace(
+            "'client': 'acme'}", "'client': 'acme', 'suggest_min_count': 1}"
+        )
+    )
+    rules_file = books / "config/rules/acme.yaml"
+    rules_before = rules_file.read_text()
+    fava = Recorder(_app(books))
+    page = fava.get("/acme-coffee-roasters/extension/Stripe/").get_data(as_text=True)
+    output = books / "example-ledger/acme/stripe.beancount"
+    text = output.read_text()
+    disputes = [
+        (s, h)
+        for s, h in _rows(page)
+        if re.search(
+            rf'stripe_id: "{s}"\n(?:  \w+: .*\n)*?  stripe_type: "issuing_dispute"\n', text
+        )
+    ]
+    assert len(disputes) == 2
+    (hand, hand_hash), (other, _h) = disputes
+    token = {"X-CSRF-Token": _token(page)}
+    r = fava.post(
+        "/acme-coffee-roasters/extension/Stripe/change_account",
+        json={"entry_hash": hand_hash, "account": "Expenses:Acme:Stripe:Disputes"},
+        headers=token,
+    )
+    assert r.status_code == 200
+    s = fava.get(f"/acme-coffee-roasters/extension/Stripe/suggest?stripe_id={other}").get_json()
+    assert s["ok"] and s["proposals"], s
+    proposal = next(p for p in s["proposals"] if p["account"] == "Expenses:Acme:Stripe:Disputes")
+    assert proposal["settles"] == 1 and "issuing_dispute" in proposal["yaml"]
+    added = fava.post(
+        "/acme-coffee-roasters/extension/Stripe/add_rule",
+        json={"stripe_id": other, "name": proposal["name"]},
+        headers=token,
+    )
+    assert added.status_code == 200, added.get_json()
+    assert rules_file.read_text() == rules_before + proposal["yaml"]
+    from beancount import loader
+
+    entries, errors, _ = loader.load_file(str(ledger_file))
+    assert not errors
+    (entry,) = [e for e in entries if getattr(e, "meta", {}).get("stripe_id") == other]
+    assert entry.flag == "*"
+    assert "Expenses:Acme:Stripe:Disputes" in {p.account for p in entry.postings}
+    # the hand-edited entry is untouched by recategorize, and stays as the bookkeeper left it
+    (mine,) = [e for e in entries if getattr(e, "meta", {}).get("stripe_id") == hand]
+    assert mine.flag == "*"
+    fava.assert_no_key()

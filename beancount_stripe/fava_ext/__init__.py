@@ -81,12 +81,14 @@ class Stripe(FavaExtensionBase):
         self._capital: tuple[Any, Any] | None = None
         self._job_lock = threading.Lock()
         self.job: dict[str, Any] = {"state": "idle"}
+        self.suggest_min_count = 2  # option 'suggest_min_count', as `rules suggest --min-count`
         self._configure()
 
     # -- setup ------------------------------------------------------------------------------------
 
     def _configure(self) -> None:
         options = self.config if isinstance(self.config, Mapping) else {}
+        self.suggest_min_count = max(1, int(options.get("suggest_min_count") or 2))
         base = Path(self.ledger.beancount_file_path).resolve().parent
         cfg = options.get("config") or "config/clients.yaml"
         path = Path(str(cfg))
@@ -439,7 +441,11 @@ class Stripe(FavaExtensionBase):
         txn = str(request.args.get("stripe_id") or "")
         try:
             found = review.propose_rules(
-                self.client, txn, self.ledger.all_entries, self._archive.all(self.client)
+                self.client,
+                txn,
+                self.ledger.all_entries,
+                self._archive.all(self.client),
+                min_count=self.suggest_min_count,
             )
         except BeancountStripeError as e:
             return _json_error(str(e), 400)
@@ -472,7 +478,11 @@ class Stripe(FavaExtensionBase):
         txn, name = str(body.get("stripe_id") or ""), str(body.get("name") or "")
         try:
             found = review.propose_rules(
-                self.client, txn, self.ledger.all_entries, self._archive.all(self.client)
+                self.client,
+                txn,
+                self.ledger.all_entries,
+                self._archive.all(self.client),
+                min_count=self.suggest_min_count,
             )
             chosen = [p for p in found if p.name == name]
             if not chosen:
