@@ -23,7 +23,7 @@ from beancount.core import data
 from beancount_stripe import archive, booking, categorize, rules
 from beancount_stripe.atomic import write_atomic
 from beancount_stripe.config import ClientConfig
-from beancount_stripe.errors import ConfigError, InputFileError
+from beancount_stripe.errors import BeancountStripeError, ConfigError, InputFileError
 from beancount_stripe.rules import Ruleset
 
 # -- the queue -------------------------------------------------------------------------------------
@@ -346,7 +346,13 @@ def append_rule(path: Path, item: str) -> None:
     os.close(fd)
     try:
         Path(tmp).write_text(new, encoding="utf-8")
-        rules.load_rules(tmp)  # raises a ConfigError naming what is wrong
+        rules.load_rules(tmp)
+    except BeancountStripeError as e:
+        raise InputFileError(
+            "with the rule added, the rules file would not load: " + str(e).replace(tmp, str(path)),
+            where=str(path),
+            fix="add the rule by hand and run `beancount-stripe config check`",
+        ) from None
     finally:
         Path(tmp).unlink(missing_ok=True)
     write_atomic(path, new)
