@@ -8,10 +8,12 @@ from __future__ import annotations
 import datetime
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from beancount.core import data
 
@@ -52,6 +54,8 @@ class PayoutRow:
     matched: bool  # a bank-side entry with the same link clears the transit account
     bank_date: datetime.date | None = None
     stripe_ids: list[str] = field(default_factory=list)
+    arrival: datetime.date | None = None  # Stripe's expected arrival at the bank
+    stripe_status: str | None = None  # Stripe's own status (paid, in_transit, failed, …)
 
 
 def payouts(entries: Iterable[data.Directive], client: ClientConfig) -> list[PayoutRow]:
@@ -105,6 +109,23 @@ def payouts(entries: Iterable[data.Directive], client: ClientConfig) -> list[Pay
         )
     rows.sort(key=lambda r: (r.date, r.payout_id), reverse=True)
     return rows
+
+
+def add_stripe_details(
+    rows: Sequence[PayoutRow], bts: Mapping[str, Mapping[str, Any]], tz: str
+) -> None:
+    """Fill each row's arrival date and Stripe status from its archived payout object."""
+    zone = ZoneInfo(tz)
+    for row in rows:
+        for txn_id in row.stripe_ids:
+            source = (bts.get(txn_id) or {}).get("source")
+            if not isinstance(source, Mapping) or source.get("object") != "payout":
+                continue
+            if isinstance(source.get("arrival_date"), int):
+                row.arrival = datetime.datetime.fromtimestamp(source["arrival_date"], zone).date()
+            if isinstance(source.get("status"), str):
+                row.stripe_status = source["status"]
+            break
 
 
 def in_transit(rows: Sequence[PayoutRow]) -> dict[str, Decimal]:

@@ -96,8 +96,11 @@ def record(client: ClientConfig, run: SyncRun) -> None:
     """Append ``run`` to the client's history (newest last), keeping the last ``HISTORY``.
 
     A state file that cannot be written never fails a sync: the books matter, this does not.
+    Nor does it create the ledger's folder: a first sync that fails leaves no trace on disk.
     """
     path = state_path(client)
+    if not path.parent.is_dir():
+        return
     with _write_lock:
         state = _load(path)
         runs = state["clients"].setdefault(client.id, [])

@@ -127,6 +127,9 @@ def test_total_in_transit_equals_the_transit_balance(fava: Recorder, books: Path
     for cur, value in balance.items():
         if value:
             assert f"<strong>{value} {cur}</strong>" in shown.group(1)
+    # each payout row: its date, and Stripe's arrival date from the archived payout object
+    rows = re.findall(r"<tr><td>(\d{4}-\d\d-\d\d)</td><td>(\d{4}-\d\d-\d\d)</td>", page)
+    assert len(rows) == 100 and all(arrival >= day for day, arrival in rows)
 
 
 ACTIONS = ("sync", "check", "accept", "change_account", "add_rule")

@@ -53,6 +53,10 @@ def test_a_failure_is_recorded_without_the_key(make_client: ClientFactory, world
     client = make_client(key_of="acct_1TestOther0002")  # the key opens another account
     with pytest.raises(StripeAccessError):
         sync_client(client, via="cli")
+    assert not client.ledger.parent.exists()  # a failed first sync leaves no trace on disk
+    client.ledger.parent.mkdir(parents=True)  # books that exist record the failure
+    with pytest.raises(StripeAccessError):
+        sync_client(client, via="cli")
     last = sync_state.last_run(client)
     assert last is not None and last.result == "error" and last.via == "cli"
     assert "acct_1TestOther0002" in last.errors[0] and "fix:" in last.errors[0]
@@ -63,6 +67,7 @@ def test_a_failure_is_recorded_without_the_key(make_client: ClientFactory, world
 
 def test_history_is_bounded(make_client: ClientFactory) -> None:
     client = make_client()
+    client.ledger.parent.mkdir(parents=True)
     for i in range(sync_state.HISTORY + 5):
         sync_state.record(
             client,

@@ -37,12 +37,13 @@ from fava.internal_api import BarChart
 from flask import current_app, jsonify, request
 from flask.wrappers import Response
 
-from beancount_stripe import categorize, overview, review, rules, sync_state
+from beancount_stripe import categorize, ledger, overview, review, rules, sync_state
 from beancount_stripe.config import ClientConfig, Config, load_config
 from beancount_stripe.errors import BeancountStripeError
 from beancount_stripe.stripe_api import mask_secrets
 
 QUEUE_ROWS = 200  # rows of the review queue rendered at once
+PAYOUT_ROWS = 100
 
 
 @dataclass
@@ -135,6 +136,7 @@ class Stripe(FavaExtensionBase):
         try:
             snap = self.snapshot()
             self.reasons(snap.queue[:QUEUE_ROWS])
+            self.payout_details(snap.payouts[:PAYOUT_ROWS])
             self.capital()
         except Exception:  # the page shows the error when it recomputes; Fava must load
             self._snapshot = None
@@ -182,6 +184,19 @@ class Stripe(FavaExtensionBase):
                     else "not in the archive (run `beancount-stripe fetch`)"
                 )
         return snap.reasons
+
+    def payout_details(self, rows: list[overview.PayoutRow]) -> list[overview.PayoutRow]:
+        """The shown payouts with Stripe's arrival date and status (from the archive, once)."""
+        assert self.client is not None
+        todo = [r for r in rows if r.stripe_status is None and r.arrival is None]
+        if todo:
+            wanted = {r.stripe_ids[0]: r.date.strftime("%Y-%m") for r in todo if r.stripe_ids}
+            bts = self._archive.find(self.client, wanted)
+            overview.add_stripe_details(todo, bts, self.client.timezone)
+            for r in todo:
+                if r.stripe_status is None:
+                    r.stripe_status = ""  # looked up once; not in the archive
+        return rows
 
     def capital(self) -> overview.CapitalView | None:
         assert self.client is not None
@@ -378,10 +393,13 @@ class Stripe(FavaExtensionBase):
         return entry
 
     def _save(self, entry: data.Transaction, edit: Any) -> Response:
-        source, sha = get_entry_slice(entry)
+        """Edit one entry's text through Fava, under the client's lock (no sync in between)."""
+        assert self.client is not None
         try:
-            new = edit(source)
-            self.ledger.file.save_entry_slice(hash_entry(entry), new, sha)
+            with ledger.locked(self.client.ledger, timeout=10):
+                source, sha = get_entry_slice(entry)
+                new = edit(source)
+                self.ledger.file.save_entry_slice(hash_entry(entry), new, sha)
         except BeancountStripeError as e:
             return _json_error(str(e), 409)
         except FavaAPIError as e:
@@ -488,7 +506,8 @@ class Stripe(FavaExtensionBase):
             if not chosen:
                 return _json_error("that rule is no longer suggested: reload the page", 409)
             review.append_rule(review.own_rules_file(self.client), chosen[0].yaml)
-            result = categorize.recategorize(self.client)
+            with ledger.locked(self.client.ledger, timeout=10):
+                result = categorize.recategorize(self.client)
         except BeancountStripeError as e:
             return _json_error(str(e), 400)
         if result.written:
