@@ -108,6 +108,8 @@ def test_page_renders_each_example_client(fava: Recorder, books: Path, client_id
     for section in ("stripe-connection", "stripe-review", "stripe-payouts", "stripe-charts"):
         assert f'id="{section}"' in page
     assert 'id="stripe-firm"' in page  # the config has three clients
+    for other, slug in CLIENTS.items():  # Fava serves every client's ledger: linked
+        assert f'href="/{slug}/extension/Stripe/"' in page, other
     assert ('id="stripe-capital"' in page) == (client_id == "acme")
     assert 'id="stripe-sync-now"' in page and _token(page)
 
@@ -406,3 +408,21 @@ def test_suggest_a_rule_appends_it_and_recategorizes(books: Path) -> None:
     (mine,) = [e for e in entries if getattr(e, "meta", {}).get("stripe_id") == hand]
     assert mine.flag == "*"
     fava.assert_no_key()
+
+
+def test_a_broken_extension_config_is_shown_on_the_page(books: Path) -> None:
+    ledger_file = books / "example-ledger/acme/ledger.beancount"
+    ledger_file.write_text(
+        ledger_file.read_text().replace("../../config/clients.yaml", "../../config/missing.yaml")
+    )
+    fava = Recorder(_app(books))
+    r = fava.get("/acme-coffee-roasters/extension/Stripe/")
+    assert r.status_code == 200
+    page = r.get_data(as_text=True)
+    assert 'id="stripe-setup-error"' in page and "missing.yaml" in page
+    token = Recorder(_app(books)).get("/kyoto-tea-house/extension/Stripe/")
+    real = _token(token.get_data(as_text=True))
+    refused = fava.post(
+        "/acme-coffee-roasters/extension/Stripe/sync", headers={"X-CSRF-Token": real}
+    )
+    assert refused.status_code == 403  # another page's token is not this page's
