@@ -187,6 +187,9 @@ def sync(
     The first run imports the full history; later runs fetch from the newest booked transaction
     (minus the overlap) and skip what the ledger already has (by stripe_id). Running it twice
     changes nothing. The key must open the configured account, or nothing is written.
+
+    Each run (failed ones too) is recorded in .beancount-stripe-state.json beside the ledger,
+    as run by `cli` on a terminal or `cron` without one; $BEANCOUNT_STRIPE_VIA overrides.
     """
     with _errors():
         config = _load(ctx)
