@@ -109,7 +109,7 @@ def test_page_renders_each_example_client(fava: Recorder, books: Path, client_id
         assert f'id="{section}"' in page
     assert 'id="stripe-firm"' in page  # the config has three clients
     for other, slug in CLIENTS.items():  # Fava serves every client's ledger: linked
-        assert f'href="/{slug}/extension/Stripe/"' in page, other
+        assert f'href="/{slug}/extension/Stripe/" data-remote' in page, other
     assert ('id="stripe-capital"' in page) == (client_id == "acme")
     assert 'id="stripe-sync-now"' in page and _token(page)
 

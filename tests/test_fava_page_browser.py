@@ -135,3 +135,62 @@ def test_stripe_page_in_the_browser(
     assert errors == [], errors
     for name in (*SECTIONS, "after-sync"):
         assert (shots / f"{name}.png").stat().st_size > 1000
+
+
+def test_example_ledgers_in_the_browser(tmp_path: Path) -> None:
+    """All three example clients in one Fava: every section, Capital and the firm view."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    from .conftest import REPO
+
+    _require_chromium()
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    shutil.copytree(REPO / "example-ledger", tmp_path / "example-ledger")
+    ledgers = [
+        str(tmp_path / "example-ledger" / c / "ledger.beancount")
+        for c in ("acme", "kyoto-tea", "gulf-trading")
+    ]
+    port = _free_port()
+    fava = Path(sys.executable).with_name("fava")
+    proc = subprocess.Popen(
+        [str(fava), "--read-only", "--host", "127.0.0.1", "--port", str(port), *ledgers],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    shots = Path(SHOTS) if SHOTS else tmp_path / "shots"
+    shots.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(url, timeout=1)
+                break
+            except OSError:
+                time.sleep(0.2)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=str(CHROMIUM),
+                args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"],
+            )
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{url}/acme-coffee-roasters/extension/Stripe/")
+            page.wait_for_selector("#stripe-charts svg", timeout=20_000)
+            assert page.locator("#stripe-sync-now").count() == 0  # --read-only: no buttons
+            height = page.evaluate("document.getElementById('stripe-page').scrollHeight")
+            page.set_viewport_size({"width": 1400, "height": int(height) + 400})
+            for section in (*SECTIONS, "stripe-capital", "stripe-firm"):
+                page.locator(f"#{section}").screenshot(path=str(shots / f"example-{section}.png"))
+            assert "flxln_18CWiQCQ0exodBPO2rtX3Pf4" in page.inner_text("#stripe-capital")
+            page.click("#stripe-firm >> text=Kyoto Tea House")
+            page.wait_for_selector("text=acct_1KyotoTeaHouse01", timeout=20_000)
+            assert "/kyoto-tea-house/extension/Stripe/" in page.url
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert errors == [], errors
