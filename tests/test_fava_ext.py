@@ -426,3 +426,22 @@ def test_a_broken_extension_config_is_shown_on_the_page(books: Path) -> None:
         "/acme-coffee-roasters/extension/Stripe/sync", headers={"X-CSRF-Token": real}
     )
     assert refused.status_code == 403  # another page's token is not this page's
+
+
+def test_a_changed_config_is_read_again_when_fava_reloads(books: Path) -> None:
+    fava = Recorder(_app(books))
+    assert "Acme Coffee Roasters" in fava.get("/acme-coffee-roasters/extension/Stripe/").get_data(
+        as_text=True
+    )
+    cfg = books / "config/clients.yaml"
+    cfg.write_text(cfg.read_text().replace("name: Acme Coffee Roasters", "name: Acme Coffee Co"))
+    ledger_file = books / "example-ledger/acme/ledger.beancount"
+    ledger_file.write_text(ledger_file.read_text() + "\n")  # Fava reloads on its next request
+    time.sleep(0.05)
+    page = ""
+    for _ in range(50):
+        page = fava.get("/acme-coffee-roasters/extension/Stripe/").get_data(as_text=True)
+        if "Acme Coffee Co<" in page or "Acme Coffee Co " in page:
+            break
+        time.sleep(0.1)
+    assert "Acme Coffee Co " in page

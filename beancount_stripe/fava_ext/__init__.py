@@ -94,6 +94,9 @@ class Stripe(FavaExtensionBase):
         cfg = options.get("config") or "config/clients.yaml"
         path = Path(str(cfg))
         path = path if path.is_absolute() else base / path
+        self._config_path = path
+        self._config_mtime = _mtime(path)
+        self.setup_error, self.client = None, None
         try:
             self.app_config = load_config(path)
         except BeancountStripeError as e:
@@ -130,7 +133,12 @@ class Stripe(FavaExtensionBase):
         return self.ledger.all_entries  # a new list on every load of the ledger
 
     def after_load_file(self) -> None:
-        """Compute the page's figures with Fava's load, so a page render only reads caches."""
+        """Compute the page's figures with Fava's load, so a page render only reads caches.
+
+        A changed configuration file is read again here (Fava keeps one extension instance).
+        """
+        if _mtime(self._config_path) != self._config_mtime:
+            self._configure()
         if self.client is None:
             return
         try:
@@ -513,6 +521,13 @@ class Stripe(FavaExtensionBase):
         if result.written:
             self.ledger.watcher.notify(self.client.output)
         return jsonify({"ok": True, "message": categorize.format_recategorized(result, False)})
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 def _month_date(month: str) -> Any:
