@@ -445,3 +445,33 @@ def test_a_changed_config_is_read_again_when_fava_reloads(books: Path) -> None:
             break
         time.sleep(0.1)
     assert "Acme Coffee Co " in page
+
+
+def test_sync_now_waits_for_the_clients_lock(
+    make_client: ClientFactory, tmp_path: Path, world: World
+) -> None:
+    from beancount_stripe import ledger
+
+    client, _cfg = _fava_client_setup(make_client, tmp_path)
+    history = world.accounts[client.stripe_account].history.transactions
+    sync_client(client, via="cron", now=max(bt["created"] for bt in history) + 3600)
+    rec = Recorder(create_app([str(client.ledger)], load=True))
+    page = rec.get("/acme-books/extension/Stripe/").get_data(as_text=True)
+    token = {"X-CSRF-Token": _token(page)}
+    before = client.output.read_text()
+    world.add_activity(client.stripe_account, 10)
+    with ledger.locked(client.ledger):  # a cron sync holds the client's lock
+        assert rec.post("/acme-books/extension/Stripe/sync", headers=token).status_code == 200
+        again = rec.post("/acme-books/extension/Stripe/sync", headers=token)
+        assert again.status_code == 409  # one sync per client at a time
+        time.sleep(1.0)
+        assert rec.get("/acme-books/extension/Stripe/status").get_json()["job"]["state"] == (
+            "running"
+        )
+        assert client.output.read_text() == before  # it waits, writes nothing meanwhile
+    for _ in range(300):
+        job = rec.get("/acme-books/extension/Stripe/status").get_json()["job"]
+        if job["state"] != "running":
+            break
+        time.sleep(0.1)
+    assert job["state"] == "done" and job["added"] > 0
