@@ -93,6 +93,7 @@ LABELS: dict[str, str] = {
 # and their dates (in the client's time zone) are at most this many days apart.
 MATCH_DAYS = 2
 WITHHOLDING_REASON = "automatic_withholding"
+CAPITAL_PAYEE = "Stripe Capital"  # the payee of every Capital entry (booking.py agrees)
 _WITHHELD_PREFIX = "Withheld funds from"  # balance transaction description of a withholding
 
 # -- CSV columns --------------------------------------------------------------------------------
@@ -926,7 +927,10 @@ def ledger_items(scanned: Iterable[ScannedEntry], client: ClientConfig) -> list[
                 reverses=meta.get("capital_reverses") or None,
                 where=f"{entry.path}:{entry.line}",
                 withheld=reason == WITHHOLDING_REASON
-                or (reason is None and _WITHHELD_PREFIX in entry.header),
+                or (
+                    reason is None
+                    and _WITHHELD_PREFIX in f"{entry.header} {meta.get('stripe_description', '')}"
+                ),
             )
         )
     by_txn = {i.txn: i for i in items if i.origin == "sync" and i.txn}
@@ -1426,6 +1430,8 @@ class _Planner:
                 meta["stripe_source"] = source
             meta["stripe_type"] = BT_TYPES[row.kind]
         self._capital_meta(meta, row, how, reverses)
+        if row.description:
+            meta["stripe_description"] = row.description  # ids: metadata, not the payee
         com = row.commodity
         sign = SIGN[row.kind]
         postings = [self._posting(self.accounts.clearing, row.amount, com)]
@@ -1440,7 +1446,7 @@ class _Planner:
             meta,
             date,
             "*",
-            row.description,
+            CAPITAL_PAYEE,
             LABELS[row.kind],
             data.EMPTY_SET,
             frozenset({_link(row.loan.id)}),
@@ -1464,7 +1470,7 @@ class _Planner:
             synced.date,
             "*",
             None,
-            f"{LABELS[row.kind]}: financing fee part of {synced.txn}",
+            f"{LABELS[row.kind]}: financing fee part",  # the txn is in capital_for
             data.EMPTY_SET,
             frozenset({_link(row.loan.id)}),
             postings,
@@ -1697,7 +1703,7 @@ def _import_locked(path: Path, client: ClientConfig, *, dry_run: bool) -> Import
             f'`include "{capital.output.name}"`',
         )
     state = ledger.scan(client.ledger, client.output, capital.output)
-    ledger.check_included(client.ledger, capital.output, state)
+    ledger.check_included(client.ledger, capital.output, state, ours=[client.output])
     bts, complete = archive_for(client, capital_file.rows)
     plan = plan_import(
         capital_file,
