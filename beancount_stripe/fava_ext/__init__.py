@@ -514,8 +514,7 @@ class Stripe(FavaExtensionBase):
             if not chosen:
                 return _json_error("that rule is no longer suggested: reload the page", 409)
             review.append_rule(review.own_rules_file(self.client), chosen[0].yaml)
-            with ledger.locked(self.client.ledger, timeout=10):
-                result = categorize.recategorize(self.client)
+            result = categorize.recategorize(self.client)  # holds the client's lock itself
         except BeancountStripeError as e:
             return _json_error(str(e), 400)
         if result.written:
