@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import click
 
-from beancount_stripe import __version__, currency
+from beancount_stripe import __version__, currency, sync_state
 from beancount_stripe.config import ClientConfig, Config, check_config, load_config
 from beancount_stripe.errors import BeancountStripeError, ConfigError
 from beancount_stripe.health import Health, ledger_health
@@ -233,8 +233,10 @@ def sync(
     (minus the overlap) and skip what the ledger already has (by stripe_id). Running it twice
     changes nothing. The key must open the configured account, or nothing is written. A
     failing client never stops the others; the exit status is the highest of theirs.
+    Each run (failed ones too) is recorded in .beancount-stripe-state.json beside the ledger,
+    as run by `cli` on a terminal or `cron` without one; $BEANCOUNT_STRIPE_VIA overrides.
 
-    \b
+    
     For cron (README "Sync, check, schedule, monitor"; `init` writes the schedule files):
       beancount-stripe sync --all --check --quiet --on-failure 'mail -s "stripe sync" me@firm'
       beancount-stripe sync --all --json > last-sync.json
@@ -255,6 +257,7 @@ def sync(
                 overlap=datetime.timedelta(days=overlap_days),
                 api_base=api_base,
                 progress=bars,
+                via=sync_state.detect_via(),
             )
         finally:
             bars.close()
@@ -484,7 +487,7 @@ def demo(ctx: click.Context, world: Path | None, fresh: bool) -> None:
         bars = _Bars(sys.stderr.isatty())
         for client in config.clients:
             try:
-                report = sync_client(client, api_base=sim.url, progress=bars)
+                report = sync_client(client, api_base=sim.url, progress=bars, via="demo")
             except BeancountStripeError as e:
                 bars.close()
                 _fail(e)
@@ -508,7 +511,8 @@ def demo(ctx: click.Context, world: Path | None, fresh: bool) -> None:
     click.echo(
         "\nOpen the books in Fava:  .venv/bin/fava "
         + " ".join(_rel(c.ledger) for c in config.clients)
-        + "\nthen browse to http://127.0.0.1:5000/ (Import page: each client's inbox/)."
+        + "\nthen browse to http://127.0.0.1:5000/ (Import page: each client's inbox/;"
+        + " the Stripe page of each client: /<ledger>/extension/Stripe/)."
         + f"\nbeangulp:  cd {_rel(first.parent.parent)} && ../.venv/bin/python import.py extract "
         f"{first.parent.name}/archive -e {first.parent.name}/{first.name}"
     )

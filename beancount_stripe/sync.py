@@ -31,9 +31,24 @@ from zoneinfo import ZoneInfo
 
 from beancount.core import data
 
-from beancount_stripe import archive, atomic, booking, capital, currency, ledger, privacy, rules
+from beancount_stripe import (
+    archive,
+    atomic,
+    booking,
+    capital,
+    currency,
+    ledger,
+    privacy,
+    rules,
+    sync_state,
+)
 from beancount_stripe.config import ClientConfig, resolve_key
-from beancount_stripe.errors import ConfigError, LedgerError, StripeAccessError
+from beancount_stripe.errors import (
+    BeancountStripeError,
+    ConfigError,
+    LedgerError,
+    StripeAccessError,
+)
 from beancount_stripe.stripe_api import StripeGateway
 
 DEFAULT_OVERLAP = datetime.timedelta(days=2)
@@ -511,19 +526,33 @@ def sync_client(
     gateway: StripeGateway | None = None,
     progress: Progress | None = None,
     workers: int = 4,
+    via: str = "python",
 ) -> SyncReport:
-    """Fetch, book and write one client. See the module docstring for the order of steps."""
-    with ledger.locked(client.ledger):
-        return _sync_locked(
-            client,
-            dry_run=dry_run,
-            now=now,
-            overlap=overlap,
-            api_base=api_base,
-            gateway=gateway,
-            progress=progress,
-            workers=workers,
-        )
+    """Fetch, book and write one client. See the module docstring for the order of steps.
+
+    ``via`` says who runs it (cli, cron, fava, demo, python): every run that may write, and
+    every failure, is recorded in the client's sync state file (``sync_state``).
+    """
+    started = sync_state.now_iso()
+    try:
+        with ledger.locked(client.ledger):
+            report = _sync_locked(
+                client,
+                dry_run=dry_run,
+                now=now,
+                overlap=overlap,
+                api_base=api_base,
+                gateway=gateway,
+                progress=progress,
+                workers=workers,
+            )
+    except BeancountStripeError as error:
+        if not dry_run:
+            sync_state.record_sync(client, via=via, started=started, error=error)
+        raise
+    if not dry_run:
+        sync_state.record_sync(client, via=via, started=started, report=report)
+    return report
 
 
 def _sync_locked(
