@@ -6,7 +6,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ from beancount_stripe import sync_state
 from beancount_stripe.simulator import World
 from beancount_stripe.sync import sync_client
 
-from .conftest import REPO, ClientFactory, tree_digest
+from .conftest import ClientFactory, copy_examples, tree_digest
 
 CLIENTS = {
     "acme": "acme-coffee-roasters",
@@ -32,8 +31,7 @@ SECRET = "sk_test_51DoNotLeakThisKeyAnywhere0000"
 @pytest.fixture
 def books(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of the committed config and example ledgers (so edits stay in tmp_path)."""
-    shutil.copytree(REPO / "config", tmp_path / "config")
-    shutil.copytree(REPO / "example-ledger", tmp_path / "example-ledger")
+    copy_examples(tmp_path)
     for name in ("ACME_STRIPE_KEY", "KYOTO_TEA_STRIPE_KEY", "FIRM_PLATFORM_STRIPE_KEY"):
         monkeypatch.setenv(name, SECRET)
     return tmp_path

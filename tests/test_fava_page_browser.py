@@ -139,15 +139,13 @@ def test_stripe_page_in_the_browser(
 
 def test_example_ledgers_in_the_browser(tmp_path: Path) -> None:
     """All three example clients in one Fava: every section, Capital and the firm view."""
-    import shutil
 
     from playwright.sync_api import sync_playwright
 
-    from .conftest import REPO
+    from .conftest import copy_examples
 
     _require_chromium()
-    shutil.copytree(REPO / "config", tmp_path / "config")
-    shutil.copytree(REPO / "example-ledger", tmp_path / "example-ledger")
+    copy_examples(tmp_path)
     ledgers = [
         str(tmp_path / "example-ledger" / c / "ledger.beancount")
         for c in ("acme", "kyoto-tea", "gulf-trading")
