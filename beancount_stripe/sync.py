@@ -452,6 +452,8 @@ def _sync_locked(
     totals, arrived = settle_balance(client, gw, known, write=not dry_run)
     report.fetched += len(arrived)
     report.stripe_balance = totals
+    if not dry_run:
+        fetch_payout_contents(client, gw, known, report)
     report.requests = gw.request_count
 
     new_bts = [bt for bt in known.values() if bt["id"] not in state.stripe_ids]
@@ -517,6 +519,25 @@ def _sync_locked(
         atomic.write_atomic(client.ledger, main_text)
         report.changed_files.append(client.ledger)
     return report
+
+
+def fetch_payout_contents(
+    client: ClientConfig,
+    gateway: StripeGateway,
+    known: Mapping[str, Mapping[str, Any]],
+    report: SyncReport,
+) -> None:
+    """Record what each payout settles (issue 8), beside the archive; see reconcile.py.
+
+    ``known`` skips old booked months; the first time (no payouts recorded yet) the whole
+    archive is read so that every payout of the history is recorded once.
+    """
+    from beancount_stripe import reconcile
+
+    if not archive.payouts_path(client.archive_dir).exists():
+        known = {**read_archive(client), **known}
+    result = reconcile.record_payout_contents(client, gateway, known)
+    report.changed_files.extend(result.changed_files)
 
 
 def fetch_client(
