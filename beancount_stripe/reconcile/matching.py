@@ -1,21 +1,10 @@
-"""Payouts that close: what each payout contains, and the bank line that clears it.
+"""Bank-side matching, pure: a bank line clears the one transit item it matches, or is flagged.
 
-Three parts, pure at the core:
-
-- **Contents.** ``record_payout_contents`` (called by sync after the balance transactions are
-  fetched) records each payout, and for an automatic one the balance transactions it settles
-  (``GET /v1/balance_transactions?payout=po_…``), in ``<archive>/payouts.jsonl``. A payout in a
-  final state is never fetched again; manual payouts, which Stripe does not itemise, are recorded
-  with ``transactions: null``.
-- **Matching.** ``match_entries`` takes bank entries and the ledger and books each bank line that
-  matches exactly one *transit item* (a Stripe booking on the transit account: a payout, a failed
-  payout's return, a top-up) by currency, exact amount and date window, to the transit account
-  with the item's link. Anything ambiguous is flagged ``!`` with a note naming the candidates,
-  never guessed. ``match_payouts`` wraps it as a beangulp hook.
-- **Listing.** ``list_payouts`` / ``payout_transactions`` give the rows the ``payouts`` command,
-  its ``--json`` and the Fava page render.
-
-Transit invariant: the transit account's balance equals the sum of the items no bank line clears.
+A *transit item* is a Stripe booking on the client's transit account (a payout, a failed payout's
+return, a top-up). A bank line matches an item by currency, exact amount and a date window
+(arrival date plus a lag in business days); a trace id or ``po_…`` id in its text narrows the
+candidates. Anything ambiguous is flagged ``!`` with a note naming the candidates, never guessed.
+``match_payouts`` / ``PayoutHook`` wrap it as a beangulp hook.
 """
 
 from __future__ import annotations
@@ -30,370 +19,22 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from beancount.core import data
 from beancount.core.amount import Amount
 
-from beancount_stripe import archive, currency
+from beancount_stripe import archive
 from beancount_stripe.config import ClientConfig, PayoutsConfig
 
-FINAL_STATUSES = frozenset({"paid", "failed", "canceled"})
-BREAKDOWN_KEYS = ("charges", "refunds", "disputes", "fees", "other")
-_TRANSACTION_FIELDS = (
-    "id",
-    "type",
-    "reporting_category",
-    "created",
-    "amount",
-    "fee",
-    "net",
-    "currency",
-    "description",
-)
-_PAYOUT_FIELDS = (
-    "id",
-    "amount",
-    "currency",
-    "created",
-    "arrival_date",
-    "automatic",
-    "method",
-    "status",
-    "description",
-    "statement_descriptor",
-    "balance_transaction",
-    "failure_balance_transaction",
-    "reconciliation_status",
-)
-WRITE_EVERY = 25  # payouts recorded between two atomic writes: an interrupted run resumes
 NOTE_KEY = "payout_note"
 CANDIDATES_KEY = "payout_candidates"
 _STRIPE_TEXT = re.compile(r"stripe|\bpo_[0-9A-Za-z]+", re.IGNORECASE)
 _ID_TEXT = re.compile(r"\b(?:po|tu|ibt)_[0-9A-Za-z]+")
 
 
-# -- contents (I/O at the edge: the gateway and the archive) ---------------------------------------
-
-
-@dataclass
-class ContentsResult:
-    """What one ``record_payout_contents`` run did."""
-
-    recorded: int = 0  # payouts newly recorded or refreshed
-    itemised: int = 0  # of those, automatic payouts whose transactions were listed
-    changed_files: list[Path] = field(default_factory=list)
-
-
-def _source_id(bt: Mapping[str, Any]) -> str | None:
-    src = bt.get("source")
-    if isinstance(src, dict):
-        return str(src.get("id") or "") or None
-    return str(src) if src else None
-
-
-def _compact_payout(obj: Mapping[str, Any]) -> dict[str, Any]:
-    out = {k: obj.get(k) for k in _PAYOUT_FIELDS}
-    trace = obj.get("trace_id")
-    out["trace_id"] = trace.get("value") if isinstance(trace, dict) else trace
-    return out
-
-
-def _compact_transaction(bt: Mapping[str, Any]) -> dict[str, Any]:
-    out = {k: bt.get(k) for k in _TRANSACTION_FIELDS}
-    out["source"] = _source_id(bt)
-    return out
-
-
-def record_payout_contents(
-    client: ClientConfig,
-    gateway: Any,
-    known: Mapping[str, Mapping[str, Any]],
-    *,
-    write: bool = True,
-) -> ContentsResult:
-    """Record every payout among ``known`` BTs and what each automatic one settles.
-
-    Resumable: records are written every ``WRITE_EVERY`` payouts, and a payout already recorded
-    in a final state (paid, failed, canceled) with its contents is not fetched again unless a
-    failure or cancel BT names it after it was recorded as paid.
-    """
-    result = ContentsResult()
-    records = archive.read_payouts(client.archive_dir)
-    reversed_ids = {
-        _source_id(bt): str(bt["type"])
-        for bt in known.values()
-        if bt.get("type") in ("payout_failure", "payout_cancel")
-    }
-    payout_bts = sorted(
-        (bt for bt in known.values() if bt.get("type") == "payout" and _source_id(bt)),
-        key=lambda b: (b["created"], b["id"]),
-    )
-    pending = 0
-    for bt in payout_bts:
-        po_id = str(_source_id(bt))
-        rec = records.get(po_id)
-        if rec is not None and not _needs_refresh(rec, reversed_ids.get(po_id)):
-            continue
-        src = bt.get("source")
-        obj: Mapping[str, Any]
-        if rec is None and isinstance(src, dict) and src.get("status") in FINAL_STATUSES:
-            obj = src
-        else:
-            obj = gateway.payout(po_id)
-        new = _compact_payout(obj)
-        new["transactions"] = rec.get("transactions") if rec else None
-        completed = obj.get("reconciliation_status", "completed") == "completed"
-        if new["transactions"] is None and obj.get("automatic") and completed:
-            members = gateway.payout_transactions(po_id)
-            new["transactions"] = [_compact_transaction(m) for m in members]
-            result.itemised += 1
-        records[po_id] = new
-        result.recorded += 1
-        pending += 1
-        if write and pending >= WRITE_EVERY:
-            _write(client, records, result)
-            pending = 0
-    if write and pending:
-        _write(client, records, result)
-    return result
-
-
-def _needs_refresh(rec: Mapping[str, Any], reversal: str | None) -> bool:
-    if rec.get("status") not in FINAL_STATUSES:
-        return True
-    if reversal and rec.get("status") == "paid":
-        return True  # "Some payouts show paid and later turn failed"
-    return bool(rec.get("automatic")) and rec.get("transactions") is None
-
-
-def _write(client: ClientConfig, records: Mapping[str, Any], result: ContentsResult) -> None:
-    if archive.write_payouts(client.archive_dir, client.id, client.stripe_account, records):
-        path = archive.payouts_path(client.archive_dir)
-        if path not in result.changed_files:
-            result.changed_files.append(path)
-
-
-# -- contents: the breakdown (pure) ----------------------------------------------------------------
-
-
-def _own(t: Mapping[str, Any], record: Mapping[str, Any]) -> bool:
-    """The payout's own ``payout`` BT, which the member list includes."""
-    return t.get("type") == "payout" and t.get("source") == record["id"]
-
-
-def breakdown_minor(record: Mapping[str, Any]) -> dict[str, int] | None:
-    """Charges (gross), refunds, disputes, fees, other in minor units; None for manual payouts.
-
-    Every member except the payout's own BT contributes ``amount`` to its category and ``-fee``
-    to fees, so the parts sum to Σ net of the members, which is the payout amount.
-    """
-    rows = record.get("transactions")
-    if rows is None:
-        return None
-    out = dict.fromkeys(BREAKDOWN_KEYS, 0)
-    for t in rows:
-        if _own(t, record):
-            continue
-        cat = str(t.get("reporting_category") or t.get("type"))
-        if cat == "charge":
-            key = "charges"
-        elif cat in ("refund", "refund_failure"):
-            key = "refunds"
-        elif cat in ("dispute", "dispute_reversal"):
-            key = "disputes"
-        elif cat == "fee":
-            key = "fees"
-        else:
-            key = "other"
-        out[key] += int(t["amount"])
-        out["fees"] -= int(t["fee"])
-    return out
-
-
-# -- listing ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PayoutRow:
-    """One payout as the ``payouts`` command, its ``--json`` and the Fava page show it."""
-
-    id: str
-    created: datetime.date
-    arrival_date: datetime.date | None
-    status: str  # paid, in_transit, pending, failed, canceled
-    currency: str  # upper-case
-    amount: Decimal  # major units, positive for money sent to the bank
-    transactions: int
-    breakdown: dict[str, Decimal]  # charges, refunds, disputes, fees, other ({} when manual)
-    matched: bool
-    automatic: bool
-    trace_id: str | None = None
-    unmatched: bool = False  # still in the transit account: no bank line clears it yet
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "created": self.created.isoformat(),
-            "arrival_date": self.arrival_date.isoformat() if self.arrival_date else None,
-            "status": self.status,
-            "currency": self.currency,
-            "amount": str(self.amount),
-            "transactions": self.transactions,
-            "breakdown": {k: str(v) for k, v in self.breakdown.items()},
-            "matched": self.matched,
-            "unmatched": self.unmatched,
-            "automatic": self.automatic,
-            "trace_id": self.trace_id,
-        }
-
-
-@dataclass(frozen=True)
-class PayoutTransaction:
-    """One balance transaction a payout settled, and where the ledger booked it."""
-
-    id: str
-    type: str
-    created: datetime.date
-    currency: str
-    amount: Decimal
-    fee: Decimal
-    net: Decimal
-    account: str | None  # the counter-leg account in the ledger; None if not booked yet
-    description: str = ""
-
-
-def _date(ts: int | None, tz: ZoneInfo) -> datetime.date | None:
-    if ts is None:
-        return None
-    return datetime.datetime.fromtimestamp(int(ts), tz).date()
-
-
-def _arrival(ts: int | None) -> datetime.date | None:
+def arrival_day(ts: int | None) -> datetime.date | None:
     # Stripe's arrival_date is the bank day at midnight UTC.
     return None if ts is None else datetime.datetime.fromtimestamp(int(ts), datetime.UTC).date()
-
-
-def load_ledger(client: ClientConfig) -> list[data.Directive]:
-    """The client's ledger entries, through Beancount's own loader."""
-    from beancount import loader
-
-    if not client.ledger.exists():
-        return []
-    entries, _errors, _options = loader.load_file(str(client.ledger))
-    return entries
-
-
-def list_payouts(
-    client: ClientConfig,
-    *,
-    since: datetime.date | None = None,
-    ledger_entries: Sequence[data.Directive] | None = None,
-) -> list[PayoutRow]:
-    """Every recorded payout of ``client`` (oldest first), with breakdown and matched flag."""
-    entries = load_ledger(client) if ledger_entries is None else ledger_entries
-    cleared = cleared_keys(entries, client.accounts.transit)
-    tz = ZoneInfo(client.timezone)
-    rows = []
-    for rec in archive.read_payouts(client.archive_dir).values():
-        created = _date(rec.get("created"), tz) or datetime.date.min
-        if since is not None and created < since:
-            continue
-        cur = str(rec["currency"])
-        parts = breakdown_minor(rec)
-        rows.append(
-            PayoutRow(
-                id=rec["id"],
-                created=created,
-                arrival_date=_arrival(rec.get("arrival_date")),
-                status=str(rec.get("status")),
-                currency=cur.upper(),
-                amount=currency.to_decimal(int(rec["amount"]), cur),
-                transactions=sum(1 for t in rec.get("transactions") or () if not _own(t, rec)),
-                breakdown={k: currency.to_decimal(v, cur) for k, v in parts.items()}
-                if parts is not None
-                else {},
-                matched=payout_matched(rec, cleared),
-                automatic=bool(rec.get("automatic")),
-                trace_id=rec.get("trace_id"),
-                unmatched=payout_open(rec, cleared),
-            )
-        )
-    rows.sort(key=lambda r: (r.created, r.id))
-    return rows
-
-
-def payout_matched(rec: Mapping[str, Any], cleared: set[tuple[str, int]]) -> bool:
-    """A payout is matched once its deposit (and, if it failed, its return) clears transit."""
-    po = rec["id"]
-    if rec.get("status") == "canceled":
-        return False
-    deposit = (po, -1) in cleared
-    if rec.get("status") == "failed":
-        return deposit and (po, 1) in cleared
-    return deposit
-
-
-def payout_open(rec: Mapping[str, Any], cleared: set[tuple[str, int]]) -> bool:
-    """Still weighing on the transit account: no bank line clears it yet.
-
-    A canceled payout and its cancel net to zero, and so do a failed payout and its return when
-    the bank saw neither or both; only a failed payout seen on one side only stays open.
-    """
-    po = rec["id"]
-    status = rec.get("status")
-    if status == "canceled":
-        return False
-    if status == "failed":
-        return ((po, -1) in cleared) != ((po, 1) in cleared)
-    return (po, -1) not in cleared
-
-
-def payout_transactions(
-    client: ClientConfig,
-    payout_id: str,
-    *,
-    ledger_entries: Sequence[data.Directive] | None = None,
-) -> list[PayoutTransaction]:
-    """The balance transactions ``payout_id`` settled, with the account each was booked to."""
-    from beancount_stripe.errors import InputFileError
-
-    rec = archive.read_payouts(client.archive_dir).get(payout_id)
-    if rec is None:
-        raise InputFileError(
-            f"no payout {payout_id} recorded for client {client.id}",
-            where=str(archive.payouts_path(client.archive_dir)),
-            fix=f"run `beancount-stripe sync {client.id}` first, or check the id",
-        )
-    entries = load_ledger(client) if ledger_entries is None else ledger_entries
-    booked: dict[str, str] = {}
-    clearing = client.accounts.clearing
-    for e in entries:
-        if isinstance(e, data.Transaction) and "stripe_id" in e.meta:
-            other = [p.account for p in e.postings if p.account != clearing]
-            fees = client.accounts.fees
-            main = [a for a in other if a != fees] or other
-            if main:
-                booked[str(e.meta["stripe_id"])] = main[-1]
-    tz = ZoneInfo(client.timezone)
-    out = []
-    members = sorted(rec.get("transactions") or [], key=lambda t: (t["created"], t["id"]))
-    for t in members:
-        cur = str(t["currency"])
-        out.append(
-            PayoutTransaction(
-                id=t["id"],
-                type=str(t["type"]),
-                created=_date(t["created"], tz) or datetime.date.min,
-                currency=cur.upper(),
-                amount=currency.to_decimal(int(t["amount"]), cur),
-                fee=currency.to_decimal(int(t["fee"]), cur),
-                net=currency.to_decimal(int(t["net"]), cur),
-                account=booked.get(t["id"]),
-                description=str(t.get("description") or ""),
-            )
-        )
-    return out
 
 
 # -- matching (pure) -------------------------------------------------------------------------------
@@ -484,7 +125,7 @@ def transit_items(
         rec = settings.records.get(key, {})
         trace = rec.get("trace_id")
         if kind == "payout":
-            arrival = _arrival(rec.get("arrival_date")) or business_days(e.date, 2, cfg.holidays)
+            arrival = arrival_day(rec.get("arrival_date")) or business_days(e.date, 2, cfg.holidays)
             first = arrival
         elif kind == "payout_failure":
             first = e.date  # the return leaves the bank once the failure is known
