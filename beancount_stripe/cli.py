@@ -210,6 +210,8 @@ def sync(
         if dry_run and report.text:
             click.echo(report.text)
         click.echo(format_report(report))
+        if not dry_run:
+            click.echo(_payouts_line(report.client))
     sys.exit(code)
 
 
@@ -254,6 +256,28 @@ def _register_simulator() -> None:
 
 
 _register_simulator()
+
+
+# -- payouts (issue 8): the commands live in cli_payouts.py -------------------------------------
+
+
+def _register_payouts() -> None:
+    from beancount_stripe.cli_payouts import payouts_group
+
+    main.add_command(payouts_group)
+
+
+_register_payouts()
+
+
+def _payouts_line(client: ClientConfig, entries: Any = None) -> str:
+    """The summary's payouts line (matched / in transit / late), or a warning if unreadable."""
+    from beancount_stripe.cli_payouts import summary_line
+
+    try:
+        return summary_line(client, entries)
+    except BeancountStripeError as e:
+        return click.style(f"  payouts: {mask_secrets(str(e))}", fg="yellow")
 
 
 # -- reporting ----------------------------------------------------------------------------------
@@ -358,10 +382,14 @@ def demo(ctx: click.Context, world: Path | None, fresh: bool) -> None:
             bars.close()
             capital_text, capital_code = _demo_capital(client)
             code = max(code, capital_code)
+            bank_text = _demo_bank(client, sim_world, fresh)
             ok, output, totals = bean_check(client)
             click.echo(format_report(report, totals))
             if capital_text:
                 click.echo(capital_text)
+            if bank_text:
+                click.echo(bank_text)
+            click.echo(_payouts_line(client))
             if ok:
                 click.echo(click.style("  bean-check: clean", fg="green"))
             else:
@@ -713,6 +741,18 @@ def _demo_capital(client: ClientConfig) -> tuple[str, int]:
             return "\n".join(texts), e.exit_code
         texts.append(format_capital_import(result))
     return "\n".join(texts), 0
+
+
+def _demo_bank(client: ClientConfig, sim_world: Any, fresh: bool) -> str:
+    """acme's bank statement: written by the simulator, imported by import.py (issue 8)."""
+    from beancount_stripe.cli_payouts import demo_bank
+
+    account = sim_world.accounts.get(client.stripe_account)
+    try:
+        return demo_bank(client, account, fresh=fresh)
+    except BeancountStripeError as e:
+        _fail(e)
+        return ""
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ class PayoutRow:
     automatic: bool
     trace_id: str | None = None
     unmatched: bool = False  # still in the transit account: no bank line clears it yet
+    transit_amount: Decimal = Decimal(0)  # what it still holds on the transit account (signed)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -59,6 +60,7 @@ class PayoutRow:
             "breakdown": {k: str(v) for k, v in self.breakdown.items()},
             "matched": self.matched,
             "unmatched": self.unmatched,
+            "transit_amount": str(self.transit_amount),
             "automatic": self.automatic,
             "trace_id": self.trace_id,
         }
@@ -128,6 +130,7 @@ def list_payouts(
                 automatic=bool(rec.get("automatic")),
                 trace_id=rec.get("trace_id"),
                 unmatched=payout_open(rec, cleared),
+                transit_amount=currency.to_decimal(transit_minor(rec, cleared), cur),
             )
         )
     rows.sort(key=lambda r: (r.created, r.id))
@@ -143,6 +146,17 @@ def payout_matched(rec: Mapping[str, Any], cleared: set[tuple[str, int]]) -> boo
     if rec.get("status") == "failed":
         return deposit and (po, 1) in cleared
     return deposit
+
+
+def transit_minor(rec: Mapping[str, Any], cleared: set[tuple[str, int]]) -> int:
+    """What the payout's bookings still hold on the transit account, in minor units."""
+    po, amount, status = rec["id"], int(rec["amount"]), rec.get("status")
+    if status == "canceled":
+        return 0
+    held = 0 if (po, -1) in cleared else amount
+    if status == "failed" and (po, 1) not in cleared:
+        held -= amount
+    return held
 
 
 def payout_open(rec: Mapping[str, Any], cleared: set[tuple[str, int]]) -> bool:

@@ -124,14 +124,14 @@ def transit_items(
         kind = str(e.meta.get("stripe_type", ""))
         rec = settings.records.get(key, {})
         trace = rec.get("trace_id")
+        arrival = arrival_day(rec.get("arrival_date")) or business_days(e.date, 2, cfg.holidays)
         if kind == "payout":
-            arrival = arrival_day(rec.get("arrival_date")) or business_days(e.date, 2, cfg.holidays)
-            first = arrival
+            first = start = arrival
         elif kind == "payout_failure":
-            first = e.date  # the return leaves the bank once the failure is known
+            # The return leaves the bank once the failure is known and the deposit has landed.
+            first, start = e.date, max(e.date, arrival)
         else:  # top-ups and inbound transfers: the bank side may come first
-            first = business_days(e.date, -cfg.lag_days, cfg.holidays)
-        start = arrival if kind == "payout" else e.date
+            first, start = business_days(e.date, -cfg.lag_days, cfg.holidays), e.date
         last = business_days(next_business_day(start, cfg.holidays), cfg.lag_days, cfg.holidays)
         item = TransitItem(
             key=key,

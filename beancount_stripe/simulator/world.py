@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
+from .bank import StatementSpec
 from .generator import History, generate_history, load_transactions
 from .index import TransactionIndex
 
@@ -40,6 +41,7 @@ class SimAccount:
     timezone: str = "Etc/UTC"
     email: str | None = None
     created: int | None = None
+    bank_statement: StatementSpec | None = None  # the demo's bank CSVs (bank.py), if any
     index: TransactionIndex = field(init=False, repr=False, compare=False)
     lock: threading.RLock = field(init=False, repr=False, compare=False)
 
@@ -211,6 +213,7 @@ _ACCOUNT_KEYS = {
     "email",
     "history",
     "fixture",
+    "bank_statement",
 }
 _HISTORY_KEYS = {
     "seed",
@@ -254,6 +257,11 @@ def _account_from_spec(spec: Any, at: str, path: Path, platforms: dict[str, str]
         "timezone": str(spec.get("timezone", "Etc/UTC")),
         "email": spec.get("email"),
     }
+    if spec.get("bank_statement"):
+        try:
+            settings["bank_statement"] = StatementSpec.from_mapping(spec["bank_statement"])
+        except (TypeError, ValueError, KeyError, ArithmeticError) as exc:
+            raise ConfigError(f"{at}.bank_statement: {exc}", where=where) from exc
     if spec.get("default_currency"):
         settings["default_currency"] = str(spec["default_currency"]).lower()
     name = str(spec.get("name") or account_id)
