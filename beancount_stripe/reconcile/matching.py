@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import datetime
+import functools
 import os
 import re
 from collections import defaultdict
@@ -40,7 +41,7 @@ def arrival_day(ts: int | None) -> datetime.date | None:
 # -- matching (pure) -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity: each booking is its own item (and hashes fast)
 class TransitItem:
     """A Stripe booking on the transit account that one bank line should clear."""
 
@@ -67,7 +68,11 @@ class MatchSettings:
 
 def business_days(day: datetime.date, n: int, holidays: Iterable[datetime.date]) -> datetime.date:
     """``day`` moved ``n`` business days (Mon–Fri, not a holiday); negative ``n`` goes back."""
-    off = set(holidays)
+    return _shift(day, n, frozenset(holidays))
+
+
+@functools.lru_cache(maxsize=65536)
+def _shift(day: datetime.date, n: int, off: frozenset[datetime.date]) -> datetime.date:
     step = 1 if n >= 0 else -1
     left = abs(n)
     while left:
@@ -214,8 +219,14 @@ def match_entries(
             by_text[item.key].append(item)
             if item.trace_id:
                 by_text[item.trace_id].append(item)
-    for items in index.values():
+    firsts: dict[tuple[str, Decimal], list[datetime.date]] = {}
+    for k, items in index.items():
         items.sort(key=lambda i: (i.first, i.key))
+        firsts[k] = [i.first for i in items]
+    banks = _Accounts(
+        [bank_account] if bank_account else [a for s in settings for a in s.payouts.bank_accounts]
+    )
+    transits = {s.transit for s in settings}
 
     lines: list[_Line] = []
     for n, e in enumerate(bank_entries):
@@ -223,13 +234,8 @@ def match_entries(
             continue
         if e.meta.get("__duplicate__") or any(k in by_text for k in e.links):
             continue
-        if any(p.account == s.transit for s in settings for p in e.postings):
+        if any(p.account in transits for p in e.postings):
             continue  # already booked to transit: matched before, or by hand
-        banks = _Accounts(
-            [bank_account]
-            if bank_account
-            else [a for s in settings for a in s.payouts.bank_accounts]
-        )
         post = _bank_posting(e, banks)
         if post is None or not post.units.number:
             continue
@@ -238,11 +244,13 @@ def match_entries(
             + [str(v) for k, v in e.meta.items() if k not in ("filename", "lineno")]
         )
         line = _Line(n, e, post, post.units.currency, post.units.number, e.date, text)
-        items = index.get((line.currency, line.amount), [])
-        lo = bisect.bisect_left([i.first for i in items], line.date + datetime.timedelta(1))
-        line.candidates = [i for i in items[:lo] if i.last >= line.date]
-        named = _named(line.text, by_text)
-        if named and line.candidates:
+        key = (line.currency, line.amount)
+        items = index.get(key, [])
+        if items:
+            lo = bisect.bisect_right(firsts[key], line.date)
+            line.candidates = [i for i in items[:lo] if i.last >= line.date]
+        if len(line.candidates) > 1:
+            named = _named(line.text, by_text)
             narrowed = [i for i in line.candidates if i.key in named]
             line.candidates = narrowed or line.candidates
         lines.append(line)
@@ -372,10 +380,15 @@ def _book(entry: data.Transaction, bank: data.Posting, item: TransitItem) -> dat
     )
     meta = dict(entry.meta)
     meta["stripe_payout" if item.key.startswith("po_") else "stripe_transfer"] = item.key
-    return entry._replace(
-        meta=meta,
-        links=frozenset(entry.links or ()) | {item.key},
-        postings=[bank, *others, transit],
+    return data.Transaction(
+        meta,
+        entry.date,
+        entry.flag,
+        entry.payee,
+        entry.narration,
+        entry.tags,
+        frozenset(entry.links or ()) | {item.key},
+        [bank, *others, transit],
     )
 
 
