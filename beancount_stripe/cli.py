@@ -117,6 +117,7 @@ def main(ctx: click.Context, config_path: Path) -> None:
       beancount-stripe fetch acme            # raw archive only, for `import.py extract`
       beancount-stripe demo                  # everything, against the built-in simulator
       beancount-stripe capital import FILE --client acme   # a Stripe Capital loan CSV
+      beancount-stripe payouts acme --unmatched            # payouts no bank line clears yet
     """
     ctx.ensure_object(dict)
     ctx.obj["config"] = config_path
@@ -346,16 +347,18 @@ def format_report(report: SyncReport, ledger_totals: dict[str, Decimal] | None =
     "--fresh",
     is_flag=True,
     help="First delete the files sync and Capital import generate (output, archive, capital "
-    "output) of clients whose account the simulator serves, so the whole history is synced "
-    "again; the result is byte-identical to the committed example ledger.",
+    "output, and the imported bank.beancount) of clients whose account the simulator serves, so "
+    "the whole history is synced again; the result is byte-identical to the committed example "
+    "ledger.",
 )
 @click.pass_context
 def demo(ctx: click.Context, world: Path | None, fresh: bool) -> None:
     """Run the whole job on the built-in Stripe simulator: no key, no network.
 
     Starts the simulator on loopback, points the configured clients at it with its test keys,
-    syncs every client's full history, runs bean-check on every client ledger and prints a
-    per-client summary. `make demo` runs it with --fresh.
+    syncs every client's full history, writes and imports (with import.py and the payouts hook)
+    the bank statement of clients whose simulated account has one, runs bean-check on every
+    client ledger and prints a per-client summary. `make demo` runs it with --fresh.
     """
     from beancount_stripe.simulator import Simulator, default_world, load_world
 
