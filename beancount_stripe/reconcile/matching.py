@@ -15,16 +15,19 @@ import functools
 import os
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from beancount.core import data
 from beancount.core.amount import Amount
 
 from beancount_stripe import archive
+
+if TYPE_CHECKING:
+    from beangulp import Importer
 from beancount_stripe.config import ClientConfig, PayoutsConfig
 
 NOTE_KEY = "payout_note"
@@ -433,24 +436,50 @@ class PayoutHook:
         return settings_for(load_config(Path(path)).clients)
 
     def __call__(self, extracted: list[tuple[Any, ...]], existing: list[data.Directive]) -> list:
+        """beangulp passes (filename, entries, account, importer) per file; Fava, for a hook
+        whose annotations do not name ``Importer``, only (filename, entries): then the bank
+        accounts come from the configuration alone."""
         settings = self._settings()
         out = []
         for item in extracted:
-            filename, entries, account, *rest = item
+            filename, entries, *rest = item
+            account = rest[0] if rest else None
             mine = [s for s in settings if account in s.payouts.bank_accounts] or [
                 s for s in settings if not s.payouts.bank_accounts
             ]
-            if mine and account:
+            if account is None:
+                mine = settings
+            if mine and (account or any(s.payouts.bank_accounts for s in mine)):
                 entries = match_entries(entries, existing, mine, bank_account=account)
-            out.append((filename, entries, account, *rest))
+            out.append((filename, entries, *rest))
         return out
 
 
-def match_payouts(extracted: list[tuple[Any, ...]], existing: list[data.Directive]) -> list:
-    """The beangulp hook with the configuration from $BEANCOUNT_STRIPE_CONFIG (or the default)."""
+def match_payouts(
+    extracted: list[tuple[str, list[data.Directive], str, Importer]],
+    existing: list[data.Directive],
+) -> list[tuple[str, list[data.Directive], str, Importer]]:
+    """The beangulp hook with the configuration from $BEANCOUNT_STRIPE_CONFIG (or the default).
+
+    (Its annotations name ``Importer`` so that Fava passes the importer's account too.)
+    """
     return PayoutHook()(extracted, existing)
 
 
-def payout_hook(config_path: str | os.PathLike[str]) -> PayoutHook:
-    """The beangulp hook for the clients of ``config_path``."""
-    return PayoutHook(config_path)
+Extracted = list[tuple[str, list[data.Directive], str, "Importer"]]
+
+
+def payout_hook(
+    config_path: str | os.PathLike[str],
+) -> Callable[[Extracted, list[data.Directive]], Extracted]:
+    """The beangulp hook for the clients of ``config_path`` (a function, so that Fava, which
+    reads a hook's annotations, passes each file's importer and account as beangulp does)."""
+    hook = PayoutHook(config_path)
+
+    def match_payouts_of(
+        extracted: list[tuple[str, list[data.Directive], str, Importer]],
+        existing: list[data.Directive],
+    ) -> list[tuple[str, list[data.Directive], str, Importer]]:
+        return hook(extracted, existing)
+
+    return match_payouts_of

@@ -230,3 +230,38 @@ def test_pure_and_idempotent() -> None:
     second = match_entries(fresh, stripe + first + fresh, cfg)
     assert all(not e.links for e in second), "nothing is matched twice"
     assert cleared_keys(first, TRANSIT) == {("po_A", -1), ("po_B", -1)}
+
+
+def test_the_hook_takes_beangulp_and_fava_shapes(tmp_path) -> None:
+    import inspect
+
+    from beancount_stripe import archive
+    from beancount_stripe.reconcile import PayoutHook, payout_hook
+
+    cfg = tmp_path / "clients.yaml"
+    cfg.write_text(
+        f"""clients:
+  - id: acme
+    name: Acme
+    stripe_account: acct_1Acme
+    key: env:UNUSED
+    ledger: books/ledger.beancount
+    accounts: {{transit: "{TRANSIT}"}}
+    payouts: {{lag_days: 2, bank_accounts: [{BANK}]}}
+""",
+        encoding="utf-8",
+    )
+    archive.write_payouts(
+        tmp_path / "books" / "archive", "acme", "acct_1Acme", {"po_A": record("po_A", "2024-03-06")}
+    )
+    stripe, lines = split(
+        parse(payout("po_A", "2024-03-04", "100.00") + bank("2024-03-06", "100.00"))
+    )
+    hook = payout_hook(cfg)
+    assert "Importer" in str(inspect.get_annotations(hook)), "Fava passes the account then"
+    (beangulp_out,) = hook([("bank.csv", lines, BANK, None)], stripe)
+    assert beangulp_out[2] == BANK and beangulp_out[1][0].links == {"po_A"}
+    (fava_out,) = PayoutHook(cfg)([("bank.csv", lines)], stripe)
+    assert len(fava_out) == 2 and fava_out[1][0].links == {"po_A"}
+    (other,) = hook([("other.csv", lines, "Assets:Elsewhere", None)], stripe)
+    assert other[1] == lines, "entries of an account no client lists are left alone"
