@@ -453,7 +453,7 @@ def _sync_locked(
     report.fetched += len(arrived)
     report.stripe_balance = totals
     if not dry_run:
-        fetch_payout_contents(client, gw, known, report)
+        report.changed_files.extend(fetch_payout_contents(client, gw, known))
     report.requests = gw.request_count
 
     new_bts = [bt for bt in known.values() if bt["id"] not in state.stripe_ids]
@@ -525,8 +525,7 @@ def fetch_payout_contents(
     client: ClientConfig,
     gateway: StripeGateway,
     known: Mapping[str, Mapping[str, Any]],
-    report: SyncReport,
-) -> None:
+) -> list[Path]:
     """Record what each payout settles (issue 8), beside the archive; see reconcile.py.
 
     ``known`` skips old booked months; the first time (no payouts recorded yet) the whole
@@ -536,8 +535,7 @@ def fetch_payout_contents(
 
     if not archive.payouts_path(client.archive_dir).exists():
         known = {**read_archive(client), **known}
-    result = reconcile.record_payout_contents(client, gateway, known)
-    report.changed_files.extend(result.changed_files)
+    return reconcile.record_payout_contents(client, gateway, known).changed_files
 
 
 def fetch_client(
@@ -556,7 +554,9 @@ def fetch_client(
     # Complete months are skipped and the others resume from their newest transaction, so
     # starting at the account's creation costs one request per month not yet complete.
     lower = int(account.get("created") or STRIPE_EPOCH)
-    return fetch(client, gw, lower=lower, now=now, overlap=overlap, progress=progress)
+    result = fetch(client, gw, lower=lower, now=now, overlap=overlap, progress=progress)
+    result.changed_files.extend(fetch_payout_contents(client, gw, result.transactions))
+    return result
 
 
 def _norm(number: str) -> str:

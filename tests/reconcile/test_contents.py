@@ -115,3 +115,12 @@ def test_generated_histories_every_breakdown_sums_to_the_payout_amount(seed: int
         }
         parts = reconcile.breakdown_minor(rec)
         assert parts is not None and sum(parts.values()) == payout["amount"], po_id
+
+
+def test_fetch_for_beangulp_records_payouts_too(world: World, make_client: ClientFactory) -> None:
+    client = make_client()
+    result = sync_mod.fetch_client(client)
+    assert archive.payouts_path(client.archive_dir) in result.changed_files
+    history = world.accounts[client.stripe_account].history
+    payouts = {k for k, v in history.objects.items() if v.get("object") == "payout"}
+    assert set(archive.read_payouts(client.archive_dir)) == payouts
