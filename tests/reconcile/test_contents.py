@@ -124,3 +124,18 @@ def test_fetch_for_beangulp_records_payouts_too(world: World, make_client: Clien
     history = world.accounts[client.stripe_account].history
     payouts = {k for k, v in history.objects.items() if v.get("object") == "payout"}
     assert set(archive.read_payouts(client.archive_dir)) == payouts
+
+
+def test_a_payout_recorded_paid_that_later_failed_is_fetched_again(
+    world: World, make_client: ClientFactory, sim: Simulator
+) -> None:
+    client = make_client()
+    sync_client(client)
+    records = archive.read_payouts(client.archive_dir)
+    failed = [po for po, r in records.items() if r["status"] == "failed"]
+    assert failed, "the generated history has a failed payout"
+    stale = {po: dict(r, status="paid") if po in failed else r for po, r in records.items()}
+    archive.write_payouts(client.archive_dir, client.id, client.stripe_account, stale)
+    gw = sync_mod.gateway_for(client, api_base=sim.url)
+    reconcile.record_payout_contents(client, gw, sync_mod.read_archive(client))
+    assert archive.read_payouts(client.archive_dir) == records
