@@ -286,9 +286,10 @@ def summary_line(client: ClientConfig, entries: list[Any] | None = None) -> str:
 
 BANK_OUTPUT = "bank.beancount"
 BANK_HEADER = """\
-;; {name}'s bank accounts, imported from the statements in bank/ by ../import.py (a beangulp CSV
-;; importer) with the payouts hook, which books each line that matches a Stripe payout to the
-;; transit account with its ^po_… link and flags (!) what it cannot match without guessing.
+;; Bank accounts of {name}.
+;; Imported from the statements in bank/ by ../import.py (a beangulp CSV importer) with the
+;; payouts hook, which books each line that matches a Stripe payout to the transit account with
+;; its ^po_… link and flags (!) what it cannot match without guessing.
 ;; `beancount-stripe demo` writes the statements (from the simulator) and this file.
 """
 
@@ -302,6 +303,7 @@ def demo_bank(client: ClientConfig, sim_account: Any, *, fresh: bool) -> str:
     import subprocess
 
     from beancount.core import data as bdata
+    from beancount.parser import parser
 
     from beancount_stripe.simulator.bank import write_statements
 
@@ -316,13 +318,8 @@ def demo_bank(client: ClientConfig, sim_account: Any, *, fresh: bool) -> str:
     paths = write_statements(sim_account.history, spec, base / "bank")
     if output.exists():
         return f"  bank: {output.name} already imported (demo --fresh imports it again)"
-    accounts = sorted({*client.payouts.bank_accounts, "Equity:Acme:Bank:Unreconciled"})
-    opens = [
-        bdata.Open(bdata.new_metadata("<demo>", 0), datetime.date(2023, 12, 31), a, None, None)
-        for a in accounts
-    ]
-    header = BANK_HEADER.format(name=client.name) + "\n" + ledger.format_entries(opens)
-    atomic.write_atomic(output, header)
+    header = BANK_HEADER.format(name=client.name)
+    atomic.write_atomic(output, header)  # the ledger includes it: it must exist for `-e`
     rel = [str(p.relative_to(base.parent)) for p in paths]
     proc = subprocess.run(
         [sys.executable, script.name, "extract", *rel, "-e", f"{base.name}/{client.ledger.name}"],
@@ -340,7 +337,13 @@ def demo_bank(client: ClientConfig, sim_account: Any, *, fresh: bool) -> str:
         )
     # beangulp names each statement by its absolute path; keep the file the same on any machine.
     text = proc.stdout.replace(str(base.parent.resolve()) + os.sep, "")
-    atomic.write_atomic(output, header + "\n" + text)
+    # `open` the accounts the importer booked to (the ledger has not seen them yet).
+    parsed, _errors, _options = parser.parse_string(text)
+    used = {p.account for e in parsed if isinstance(e, bdata.Transaction) for p in e.postings}
+    first = min((e.date for e in parsed), default=datetime.date.today())
+    opens = ledger.open_directives(used - ledger.scan(client.ledger).open_accounts, set(), first)
+    opens = [o._replace(date=first - datetime.timedelta(days=1)) for o in opens]
+    atomic.write_atomic(output, header + "\n" + ledger.format_entries(opens) + "\n" + text)
     flagged = text.count(f"  {reconcile.NOTE_KEY}:")
     lines = sum(len(p.read_text(encoding="utf-8").splitlines()) - 1 for p in paths)
     return (
