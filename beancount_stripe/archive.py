@@ -37,6 +37,9 @@ class ArchiveHeader:
     stripe_account: str
     month: str
     complete: bool
+    # Σ net per currency of the month's transactions (None in archives written before it was
+    # recorded): the balance the archive implies, without reading every line
+    nets: dict[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,32 @@ def _header(h: Mapping[str, Any]) -> ArchiveHeader:
         stripe_account=str(h.get("stripe_account", "")),
         month=str(h.get("month", "")),
         complete=bool(h.get("complete", False)),
+        nets=_nets_of(h.get("net")),
     )
+
+
+def _nets_of(value: Any) -> dict[str, int] | None:
+    if not isinstance(value, dict):
+        return None
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in value.values()):
+        return None
+    return {str(k): v for k, v in value.items()}
+
+
+def month_nets(path: Path, header: ArchiveHeader) -> dict[str, int]:
+    """Σ net per currency of one month file: from its header, or (older archives) its lines."""
+    if header.nets is not None:
+        return dict(header.nets)
+    return sum_nets(read_transactions(path))
+
+
+def sum_nets(transactions: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """Σ net per (lower-case) currency."""
+    totals: dict[str, int] = {}
+    for bt in transactions:
+        cur = str(bt["currency"]).lower()
+        totals[cur] = totals.get(cur, 0) + int(bt["net"])
+    return totals
 
 
 def read_header(path: Path) -> ArchiveHeader | None:
@@ -254,6 +282,7 @@ def write_month(
         "stripe_account": stripe_account,
         "month": month,
         "complete": complete or old_complete,
+        "net": dict(sorted(sum_nets(ordered).items())),
     }
     text = "\n".join([dumps(header_obj), *(dumps(bt) for bt in ordered)]) + "\n"
     return write_atomic(path, text)

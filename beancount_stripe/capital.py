@@ -1697,7 +1697,7 @@ def _import_locked(path: Path, client: ClientConfig, *, dry_run: bool) -> Import
             f'`include "{capital.output.name}"`',
         )
     state = ledger.scan(client.ledger, client.output, capital.output)
-    ledger.check_included(client.ledger, capital.output, state)
+    ledger.check_included(client.ledger, capital.output, state, ours=[client.output])
     bts, complete = archive_for(client, capital_file.rows)
     plan = plan_import(
         capital_file,

@@ -758,6 +758,12 @@ def recategorize(
     in one atomic rename.
     """
     ruleset = ruleset or rules.ruleset_for(client)
+    # under the client's lock: a sync appending meanwhile would otherwise be overwritten
+    with ledger.locked(client.ledger):
+        return _recategorize_locked(client, ruleset, dry_run=dry_run)
+
+
+def _recategorize_locked(client: ClientConfig, ruleset: Ruleset, *, dry_run: bool) -> Recategorized:
     result = Recategorized(client)
     path = client.output
     try:

@@ -129,11 +129,17 @@ def config_group() -> None:
 
 
 @config_group.command("check")
+@click.option(
+    "--online",
+    is_flag=True,
+    help="Also ask Stripe: each key opens its account and holds every read permission needed.",
+)
 @click.pass_context
-def config_check(ctx: click.Context) -> None:
+def config_check(ctx: click.Context, online: bool) -> None:
     """Validate the configuration: keys, accounts, ids, key sources, time zones.
 
-    Exits 2 when there is any error; warnings alone exit 0.
+    Exits 2 when there is any error; warnings alone exit 0. With --online, one small request
+    per permission probes each client's key (exit 3 if one is missing or the account differs).
     """
     path = ctx.obj["config"]
     problems = check_config(path)
@@ -153,6 +159,27 @@ def config_check(ctx: click.Context) -> None:
         )
     )
     _echo_rules_files(config)
+    if online:
+        sys.exit(_check_online(config))
+
+
+def _check_online(config: Config) -> int:
+    """`config check --online`: print each client's key check; the worst exit status."""
+    from beancount_stripe.keycheck import check_key_online
+    from beancount_stripe.stripe_api import REQUIRED_PERMISSIONS
+
+    code = 0
+    for client in config.clients:
+        result = check_key_online(client)
+        for problem in result.problems:
+            _fail(problem)
+        if not result.problems:
+            click.echo(
+                f"{client.id}: the key opens {result.account} and holds all "
+                f"{len(REQUIRED_PERMISSIONS)} read permissions the sync needs"
+            )
+        code = max(code, result.exit_code)
+    return code
 
 
 _api_base_option = click.option(
@@ -211,6 +238,7 @@ def sync(
         if dry_run and report.text:
             click.echo(report.text)
         click.echo(format_report(report))
+        code = max(code, report.exit_code)
         if not dry_run:
             click.echo(_payouts_line(report.client))
     sys.exit(code)
@@ -388,6 +416,7 @@ def demo(ctx: click.Context, world: Path | None, fresh: bool) -> None:
             bank_text = _demo_bank(client, sim_world, fresh)
             ok, output, totals = bean_check(client)
             click.echo(format_report(report, totals))
+            code = max(code, report.exit_code)
             if capital_text:
                 click.echo(capital_text)
             if bank_text:

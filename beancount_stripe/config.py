@@ -163,6 +163,7 @@ class ClientConfig:
     shared_rules: tuple[Path, ...] = ()  # the top-level `rules:` files (tried after the client's)
     capital: CapitalConfig | None = None  # Stripe Capital loans (capital.py), if any
     payouts: PayoutsConfig = field(default_factory=PayoutsConfig)  # bank matching (reconcile)
+    archive_keep: str = "minimal"  # `archive: {keep: full}`: store expanded sources whole
 
 
 @dataclass(frozen=True)
@@ -653,6 +654,8 @@ def _check_field(report: _Report, key: str, value: Any, path: str, client_id: st
     if key == "key":
         spec = _check_key_source(report, path, value, client_id)
         return _BAD if spec is None else spec
+    if key == "archive" and isinstance(value, dict):
+        return _check_archive(report, path, value)
     if key in ("ledger", "output", "archive"):
         fix = "give a path (relative to this configuration file)"
         return Path(value.strip()) if _is_str(report, path, value, f"`{key}`", fix) else _BAD
@@ -1016,6 +1019,14 @@ def _build_client(
 
     ledger = _resolve_path(base, vals["ledger"][0]) if _ok(vals, "ledger") else None
     paths: dict[str, Path | None] = {}
+    archive_keep = "minimal"
+    if _ok(vals, "archive") and isinstance(vals["archive"][0], _ArchiveSpec):
+        spec_a = vals["archive"][0]
+        archive_keep = spec_a.keep
+        if spec_a.path is None:
+            vals.pop("archive")
+        else:
+            vals["archive"] = (spec_a.path, vals["archive"][1])
     for key, default in (("output", "stripe.beancount"), ("archive", "archive")):
         if key in vals:  # only clients set these (not allowed in defaults)
             paths[key] = _resolve_path(base, vals[key][0]) if _ok(vals, key) else None
@@ -1066,6 +1077,7 @@ def _build_client(
         if "rules" in vals
         else (),
         shared_rules=built.shared_rules,
+        archive_keep=archive_keep,
     )
     if "payouts" in vals:
         client = replace(client, payouts=vals["payouts"][0])
@@ -1076,6 +1088,38 @@ def _build_client(
         client = replace(client, capital=capital)
         return _Partial(client, cid, output, archive, capital.output)
     return _Partial(client, cid, output, archive)
+
+
+@dataclass(frozen=True)
+class _ArchiveSpec:
+    """`archive: {path: …, keep: …}`, the mapping form of `archive: PATH`."""
+
+    path: Path | None
+    keep: str
+
+
+def _check_archive(report: _Report, path: str, value: dict[str, Any]) -> Any:
+    """`archive:` as a mapping: `path` (optional, default beside the ledger) and `keep`."""
+    _check_mapping_keys(report, value, path, ("path", "keep"), "`archive`")
+    ok = True
+    folder: Path | None = None
+    if "path" in value:
+        fix = "give a path (relative to this configuration file), or remove `path`"
+        if _is_str(report, _join(path, "path"), value["path"], "`archive.path`", fix):
+            folder = Path(value["path"].strip())
+        else:
+            ok = False
+    keep = value.get("keep", "minimal")
+    if keep not in ("minimal", "full"):
+        shown = keep if isinstance(keep, str) else _type_name(keep)
+        report.add(
+            _join(path, "keep"),
+            f"`archive.keep` must be `minimal` or `full`, not `{shown}`",
+            "write `keep: minimal` (the default: no customer addresses or card details in the "
+            "archive) or `keep: full` (store expanded sources exactly as Stripe sent them)",
+        )
+        ok = False
+    return _ArchiveSpec(folder, keep) if ok else _BAD
 
 
 def _check_rules_paths(report: _Report, path: str, value: Any) -> Any:
@@ -1179,8 +1223,9 @@ def _key_source_findings(source: KeySource, client_id: str) -> list[tuple[str, s
         findings.append(
             (
                 f"{source.describe()} holds an unrestricted live secret key",
-                "create a restricted key (`rk_live_…`) with read access to balance "
-                "transactions, balance and account, and use that instead",
+                "create a restricted key (`rk_live_…`) with Read on the resources the README "
+                "lists (The restricted key), use that instead, and check it with "
+                "`config check --online`",
                 "warning",
             )
         )

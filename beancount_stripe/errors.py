@@ -66,3 +66,13 @@ class LedgerError(BeancountStripeError):
     """A ledger file cannot be read or written safely."""
 
     exit_code = 5
+
+
+class MissingPermissionError(StripeAccessError):
+    """A restricted key lacks one permission the sync needs (``permission`` names it)."""
+
+    def __init__(
+        self, what: str, *, permission: str, where: str | None = None, fix: str | None = None
+    ) -> None:
+        self.permission = permission
+        super().__init__(what, where=where, fix=fix)

@@ -8,11 +8,14 @@ ledger has errors a bookkeeper is still fixing. A deleted entry is therefore sim
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import fcntl
 import glob
+import hashlib
 import os
 import re
+import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -70,6 +73,10 @@ class LedgerState:
     balances: dict[tuple[datetime.date, str, str], str] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
     includes: set[Path] = field(default_factory=set)  # include targets, even not-yet-existing
+    # what the first root (the main ledger) reaches through its includes: the files Beancount reads
+    main_closure: set[Path] = field(default_factory=set)
+    # (including file, line, target) of include lines that match no file
+    missing_includes: list[tuple[Path, int, str]] = field(default_factory=list)
     capital_entries: list[ScannedEntry] = field(default_factory=list)  # see ``ScannedEntry``
     # stripe_ids of entries a Capital CSV import wrote: booked, but not proof of sync's progress
     capital_ids: set[str] = field(default_factory=set)
@@ -90,8 +97,10 @@ def scan(*roots: Path) -> LedgerState:
     """
     state = LedgerState()
     seen: set[Path] = set()
-    for root in roots:
+    for index, root in enumerate(roots):
         _scan_file(root.resolve(), state, seen)
+        if index == 0:
+            state.main_closure = set(state.files) | state.includes
     return state
 
 
@@ -138,10 +147,12 @@ def _scan_file(path: Path, state: LedgerState, seen: set[Path]) -> None:
             elif kind == "balance" and m.group(3) and m.group(5):
                 state.balances[(date, m.group(3), m.group(5))] = m.group(4) or ""
         elif first in " \t":
-            if date is not None and "stripe_id" in line:
+            if "stripe_id" in line:
                 m2 = _STRIPE_ID.match(line)
-                if m2:
+                if m2 and date is not None:
                     state.stripe_ids[m2.group(1)] = date
+                elif m2:
+                    _unattributed(path, index, lines)
             if not full and start >= 0 and ("capital_" in line or "financing_" in line):
                 full = True  # see _FULL_MARKERS
         elif first == "i":
@@ -151,7 +162,10 @@ def _scan_file(path: Path, state: LedgerState, seen: set[Path]) -> None:
                 base = path.parent
                 target = pattern if Path(pattern).is_absolute() else str(base / pattern)
                 state.includes.add(Path(target).resolve())
-                for inc in sorted(glob.glob(target)):
+                matches = sorted(glob.glob(target))
+                if not matches:
+                    state.missing_includes.append((path, index + 1, pattern))
+                for inc in matches:
                     _scan_file(Path(inc).resolve(), state, seen)
             start = -1
         else:
@@ -159,6 +173,26 @@ def _scan_file(path: Path, state: LedgerState, seen: set[Path]) -> None:
             start = -1
     if full:
         _parse_entry(lines, start, len(lines), path, state)
+
+
+def _unattributed(path: Path, index: int, lines: list[str]) -> None:
+    """Refuse a ``stripe_id`` that belongs to no entry the scan can date.
+
+    Its entry's first line is malformed (a date like ``2024-13-45``) or missing. Booking the
+    transaction again would double it once the entry is repaired, so the sync stops instead.
+    """
+    head = index
+    while head > 0 and lines[head - 1][:1] in (" ", "\t"):
+        head -= 1
+    first = lines[head - 1].strip() if head > 0 else ""
+    shown = f": {first[:60]!r}" if first else ""
+    raise LedgerError(
+        f"a stripe_id belongs to an entry whose first line is not a valid dated entry{shown}; "
+        "booking its transaction again would double it",
+        where=f"{path}:{head if head > 0 else index + 1}",
+        fix="repair the entry's date line (YYYY-MM-DD and a valid flag), or delete the whole "
+        "entry to have it booked again, then run the sync again",
+    )
 
 
 def _parse_entry(lines: list[str], start: int, end: int, path: Path, state: LedgerState) -> None:
@@ -208,17 +242,44 @@ def _parse_entry(lines: list[str], start: int, end: int, path: Path, state: Ledg
         state.capital_ids.add(meta["stripe_id"])
 
 
+LOCK_DIR_ENV = "BEANCOUNT_STRIPE_LOCK_DIR"
+
+
+def lock_path(main: Path) -> Path:
+    """The client's lock file: derived from the ledger's absolute path alone.
+
+    It must be the same file whatever exists on disk: a lock on "the ledger's folder" would be
+    a different object before and after the first sync creates that folder, and two first syncs
+    would both book everything. So it lives in a shared lock directory (``$TMPDIR`` by default,
+    ``$BEANCOUNT_STRIPE_LOCK_DIR`` to move it) and never in the books.
+    """
+    key = hashlib.sha256(str(main.resolve()).encode("utf-8")).hexdigest()[:32]
+    base = os.environ.get(LOCK_DIR_ENV) or os.path.join(tempfile.gettempdir(), "beancount-stripe")
+    return Path(base) / f"{key}.lock"
+
+
 @contextmanager
 def locked(main: Path, *, timeout: float = 120.0) -> Iterator[None]:
-    """Hold the client's lock (an flock on the ledger's directory) while reading then writing.
+    """Hold the client's lock (an flock on ``lock_path(main)``) while reading then writing.
 
     Two syncs of one client at once (cron and Fava, say) would each append what the other also
     appends; with the lock the second one waits, then sees the first one's entries.
     """
-    directory = main.resolve().parent
-    while not directory.exists():  # before the first sync: lock the nearest existing folder
-        directory = directory.parent
-    fd = os.open(directory, os.O_RDONLY)
+    path = lock_path(main)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):  # shared by every user who syncs these books
+            path.parent.chmod(0o1777)
+        try:  # open first without O_CREAT: another user's file in a sticky dir refuses O_CREAT
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
+    except OSError as e:
+        raise LedgerError(
+            f"cannot create the lock file {path} ({e.strerror})",
+            where=str(main),
+            fix=f"make {path.parent} writable, or set {LOCK_DIR_ENV} to a writable directory",
+        ) from None
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -229,7 +290,7 @@ def locked(main: Path, *, timeout: float = 120.0) -> Iterator[None]:
                 if time.monotonic() > deadline:
                     raise LedgerError(
                         f"another beancount-stripe process has held the ledger for {timeout:.0f} s",
-                        where=str(directory),
+                        where=str(main),
                         fix="wait for the other sync or import to finish, then run this again",
                     ) from None
                 time.sleep(0.1)
@@ -289,15 +350,35 @@ def ensure_main(main: Path, output: Path, name: str, operating_currency: str | N
     return text.replace("\n\n", "\n")
 
 
-def check_included(main: Path, output: Path, state: LedgerState) -> None:
-    """Refuse when ``main`` exists but does not include ``output``: entries would be written
-    where neither bean-check nor Fava look."""
+def check_included(
+    main: Path, output: Path, state: LedgerState, *, ours: Iterable[Path] = ()
+) -> None:
+    """Refuse when ``main`` exists but does not reach ``output`` through its includes (entries
+    would be written where neither bean-check nor Fava look), or includes a file that does not
+    exist (Beancount fails on it, and the scan cannot see which transactions it held).
+
+    ``output`` and ``ours`` are files this tool creates, so they may be missing before their
+    first write.
+    """
+    if not main.exists():
+        return
     target = output.resolve()
-    if main.exists() and target not in state.files and target not in state.includes:
+    if target not in state.main_closure:
         raise LedgerError(
             f"the ledger does not include the Stripe output file {output}",
             where=str(main),
             fix=f'add the line: include "{_relative(output, main.parent)}"',
+        )
+    created_later = {target, *(p.resolve() for p in ours)}
+    for including, line, pattern in state.missing_includes:
+        resolved = Path(pattern if Path(pattern).is_absolute() else including.parent / pattern)
+        if resolved.resolve() in created_later:
+            continue
+        raise LedgerError(
+            f'the ledger includes "{pattern}", which matches no file; Beancount would fail '
+            "on it, and entries it held would be booked again",
+            where=f"{including}:{line}",
+            fix="restore the file, or correct or remove the include line, then run this again",
         )
 
 

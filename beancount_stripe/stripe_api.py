@@ -13,17 +13,73 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import stripe
 
+from beancount_stripe import privacy
 from beancount_stripe.errors import (
     BeancountStripeError,
+    MissingPermissionError,
     StripeAccessError,
     StripeUnavailableError,
 )
 
 PAGE_SIZE = 100
+
+
+@dataclass(frozen=True)
+class Permission:
+    """One read permission of a restricted key, and the one small request that proves it."""
+
+    name: str  # as Stripe names it in a 403 ("Having the 'rak_…' permission would allow…")
+    resource: str  # the row of the Dashboard's "Create restricted key" form, set to Read
+    why: str
+    probe: str  # GET path of a small request that needs exactly this permission
+    params: tuple[tuple[str, Any], ...] = (("limit", 1),)
+
+
+# Every permission the sync needs, for a restricted key (`rk_…`). README, config/clients.yaml,
+# `config check --online` and the simulator tests all use this list. Expanding `data.source`
+# needs read access to each kind of object a source can be, besides the source permission.
+REQUIRED_PERMISSIONS: tuple[Permission, ...] = (
+    Permission(
+        "rak_connected_account_read",
+        "Account (Connect: Accounts)",
+        "check that the key opens the configured account",
+        "/v1/account",
+        (),
+    ),
+    Permission(
+        "rak_balance_read",
+        "Balance",
+        "the balance and the balance transactions",
+        "/v1/balance",
+        (),
+    ),
+    Permission(
+        "rak_balance_transaction_source_read",
+        "Balance transaction sources",
+        "expand each transaction's source",
+        "/v1/balance_transactions",
+        (("limit", 1), ("expand", ("data.source",))),
+    ),
+    Permission("rak_charge_read", "Charges", "payee and payment method of charges", "/v1/charges"),
+    Permission("rak_refund_read", "Refunds", "refunds expanded as sources", "/v1/refunds"),
+    Permission("rak_dispute_read", "Disputes", "dispute reasons", "/v1/disputes"),
+    Permission("rak_payout_read", "Payouts", "payout destinations", "/v1/payouts"),
+    Permission("rak_transfer_read", "Transfers", "Connect transfers", "/v1/transfers"),
+    Permission(
+        "rak_application_fee_read",
+        "Application fees",
+        "platform fees (Connect)",
+        "/v1/application_fees",
+    ),
+    Permission("rak_top_up_read", "Top-ups", "top-ups of the balance", "/v1/topups"),
+)
+PERMISSION_NAMES = tuple(p.name for p in REQUIRED_PERMISSIONS)
+_MISSING_RE = re.compile(r"Having the '([a-z0-9_]+)' permission")
 _KEY_RE = re.compile(r"\b([sr]k_(?:test|live)_)[0-9A-Za-z_]+")
 
 
@@ -71,6 +127,7 @@ class StripeGateway:
         rate_limit: float | None = 20.0,
         timeout: float = 80.0,
         sleep: Callable[[float], None] = time.sleep,
+        minimise: Callable[[dict[str, Any]], dict[str, Any]] | None = privacy.minimise,
     ) -> None:
         base = {"api": api_base} if api_base else None
         self._client = stripe.StripeClient(
@@ -88,6 +145,9 @@ class StripeGateway:
         self.limiter = RateLimiter(rate_limit)
         self._sleep = sleep
         self.request_count = 0
+        # Applied to every balance transaction as it arrives, before anything can store it:
+        # personal data Stripe expands into the source never reaches the archive (privacy.py).
+        self.minimise = minimise
 
     # -- public calls ---------------------------------------------------------------------------
 
@@ -147,6 +207,8 @@ class StripeGateway:
                 "GET /v1/balance_transactions",
             )
             items = page.get("data") or []
+            if self.minimise is not None:
+                items = [self.minimise(bt) if isinstance(bt, dict) else bt for bt in items]
             if on_page:
                 on_page(len(items))
             if ending_before:
@@ -161,6 +223,25 @@ class StripeGateway:
                 if not page.get("has_more") or not items:
                     return
                 cursor_key, cursor = "starting_after", items[-1]["id"]
+
+    def probe_permissions(self) -> dict[str, MissingPermissionError]:
+        """One small request per required permission; the permissions the key lacks.
+
+        A 401 (revoked or mistyped key) or an outage is raised as usual: nothing can be probed.
+        """
+        missing: dict[str, MissingPermissionError] = {}
+        for perm in REQUIRED_PERMISSIONS:
+            params = {k: list(v) if isinstance(v, tuple) else v for k, v in perm.params}
+            try:
+                self._call(
+                    lambda p=perm, q=params: (
+                        self._client.raw_request("get", p.probe, **q, **self._options()).data
+                    ),
+                    f"GET {perm.probe}",
+                )
+            except MissingPermissionError as e:
+                missing.setdefault(e.permission, e)
+        return missing
 
     def payout(self, payout_id: str) -> dict[str, Any]:
         """``GET /v1/payouts/:id``: a payout's current status, arrival date and trace id."""
@@ -215,9 +296,13 @@ class StripeGateway:
                     f"Stripe refused the API key (HTTP 401) on {what}: {_msg(e)}",
                     where=f"client {self.client_id}",
                     fix="check the key source configured for this client (a restricted read-only "
-                    "key `rk_…` with read access to balance transactions is recommended)",
+                    "key `rk_…` with the read permissions the README lists is recommended)",
                 ) from None
             except stripe.PermissionError as e:
+                text = _msg(e)
+                missing = _MISSING_RE.search(text)
+                if missing:
+                    raise _missing_permission(missing.group(1), what, self.client_id) from None
                 account = self.stripe_account or "the key's own account"
                 raise StripeAccessError(
                     f"the key has no access to {account} (HTTP 403) on {what}: {_msg(e)}",
@@ -242,6 +327,21 @@ class StripeGateway:
                     f"Stripe rejected {what}: {_msg(e)}",
                     where=f"client {self.client_id}",
                 ) from None
+
+
+def _missing_permission(name: str, what: str, client_id: str) -> MissingPermissionError:
+    perm = next((p for p in REQUIRED_PERMISSIONS if p.name == name), None)
+    resource = f"`{perm.resource}`" if perm else f"the resource of `{name}`"
+    return MissingPermissionError(
+        f"the restricted key lacks the `{name}` permission (HTTP 403 on {what}); nothing was "
+        "booked",
+        permission=name,
+        where=f"client {client_id}",
+        fix=f"in the Stripe Dashboard (Developers → API keys), edit the restricted key and set "
+        f"{resource} to Read; the sync needs Read on: "
+        + ", ".join(p.name for p in REQUIRED_PERMISSIONS)
+        + " (`beancount-stripe config check --online` checks them all)",
+    )
 
 
 def _msg(error: Exception) -> str:

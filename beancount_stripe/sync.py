@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from beancount.core import data
 
-from beancount_stripe import archive, atomic, booking, capital, ledger, rules
+from beancount_stripe import archive, atomic, booking, capital, currency, ledger, privacy, rules
 from beancount_stripe.config import ClientConfig, resolve_key
 from beancount_stripe.errors import LedgerError, StripeAccessError
 from beancount_stripe.stripe_api import StripeGateway
@@ -39,6 +39,7 @@ from beancount_stripe.stripe_api import StripeGateway
 DEFAULT_OVERLAP = datetime.timedelta(days=2)
 API_BASE_ENV = "BEANCOUNT_STRIPE_API_BASE"
 STRIPE_EPOCH = 1262304000  # 2010-01-01: no Stripe account has older transactions
+UNTIED_EXIT = 6  # entries written, but no balance assertion: the archive disagrees with Stripe
 
 Progress = Callable[[str, int, int], None]  # (client id, months done, months total)
 
@@ -74,6 +75,16 @@ class SyncReport:
     rules_files: int = 0  # rules files the client uses (its own, then shared)
     ruled: int = 0  # booked entries whose counter-account a rule decided (not uncategorized)
     rule_hits: Counter[str] = field(default_factory=Counter)  # rule name → entries it decided
+    # Stripe's balance minus the balance the archive implies, per currency, when they still
+    # differ after re-fetching (minor units; empty when the books tie out). No assertion then.
+    untied: dict[str, int] = field(default_factory=dict)
+    refetched_months: int = 0  # months fetched again to find transactions the archive lacked
+    period: tuple[datetime.date, datetime.date] | None = None  # first and last archived days
+
+    @property
+    def exit_code(self) -> int:
+        """0, or ``UNTIED_EXIT`` when the books do not tie out with Stripe's balance."""
+        return UNTIED_EXIT if self.untied else 0
 
 
 # -- connecting -------------------------------------------------------------------------------
@@ -105,6 +116,7 @@ def gateway_for(
         rate_limit=rate_limit,
         max_retries=max_retries,
         backoff=backoff,
+        minimise=privacy.minimiser_for(client),
     )
 
 
@@ -351,6 +363,97 @@ def settle_balance(
     )
 
 
+# -- tie-out ------------------------------------------------------------------------------------
+
+
+def implied_totals(
+    client: ClientConfig, unwritten: Iterable[Mapping[str, Any]] = ()
+) -> dict[str, int]:
+    """Σ net per currency of the whole archive, plus ``unwritten`` transactions (a dry run).
+
+    Written archives answer from each month's header, so this reads a few hundred bytes a month.
+    """
+    tz = ZoneInfo(client.timezone)
+    pending: dict[str, list[Mapping[str, Any]]] = {}
+    for bt in unwritten:
+        pending.setdefault(month_of(bt["created"], tz), []).append(bt)
+    totals: dict[str, int] = {}
+
+    def add(nets: Mapping[str, int]) -> None:
+        for cur, value in nets.items():
+            totals[cur] = totals.get(cur, 0) + value
+
+    for month, path, header in archive.month_headers(
+        client.archive_dir, client.id, client.stripe_account
+    ):
+        extra = pending.pop(month, None)
+        if extra is None:
+            add(archive.month_nets(path, header))
+        else:
+            rows = {bt["id"]: bt for bt in archive.read_transactions(path)}
+            rows.update((bt["id"], bt) for bt in extra)
+            add(archive.sum_nets(rows.values()))
+    for rows in pending.values():
+        add(archive.sum_nets({bt["id"]: bt for bt in rows}.values()))
+    return totals
+
+
+def differences(stripe: Mapping[str, int], implied: Mapping[str, int]) -> dict[str, int]:
+    """Stripe's balance minus the implied one, for each currency where they differ."""
+    return {
+        cur: stripe.get(cur, 0) - implied.get(cur, 0)
+        for cur in sorted(set(stripe) | set(implied))
+        if stripe.get(cur, 0) != implied.get(cur, 0)
+    }
+
+
+def repair_tie_out(
+    client: ClientConfig,
+    gateway: StripeGateway,
+    stripe_totals: Mapping[str, int],
+    known: dict[str, dict[str, Any]],
+    *,
+    lower: int,
+    now: int,
+    overlap: datetime.timedelta,
+    write: bool,
+    unwritten: Mapping[str, dict[str, Any]] | None = None,
+) -> tuple[dict[str, int], int]:
+    """Re-fetch months, newest first and complete ones included, until the archive ties out.
+
+    A transaction Stripe adds late to a month already marked complete is otherwise never
+    fetched, and the next balance assertion would fail. Each month is fetched at most once;
+    new transactions join ``known`` (and the archive, when writing). Returns (remaining
+    differences, months fetched).
+    """
+    tz = ZoneInfo(client.timezone)
+    pending = dict(unwritten or {})  # fetched in a dry run: not in the archive files
+    windows, _ = plan_windows(lower, now, tz, set(), {}, overlap)
+    fetched = 0
+    diff = differences(stripe_totals, implied_totals(client, pending.values()))
+    for window in reversed(windows):
+        if not diff:
+            break
+        got = list(gateway.balance_transactions(created_gte=window.gte, created_lt=window.lt))
+        fetched += 1
+        for bt in got:
+            known.setdefault(bt["id"], bt)
+        if write:
+            if got:
+                archive.write_month(
+                    client.archive_dir,
+                    window.month,
+                    client.id,
+                    client.stripe_account,
+                    got,
+                    complete=now >= window.complete_after,
+                )
+        else:
+            pending.update((bt["id"], bt) for bt in got)
+        diff = differences(stripe_totals, implied_totals(client, pending.values()))
+    return diff, fetched
+
+
 # -- sync ----------------------------------------------------------------------------------------
 
 
@@ -421,8 +524,13 @@ def _sync_locked(
 
     # Read the ledger first: a broken config or ledger must fail before any network traffic.
     state = ledger.scan(client.ledger, client.output)
-    ledger.check_included(client.ledger, client.output, state)
+    ours = [client.capital.output] if client.capital is not None else []
+    ledger.check_included(client.ledger, client.output, state, ours=ours)
     ruleset = rules.ruleset_for(client)  # invalid rules also fail before any network traffic
+    if not dry_run:  # an unwritable folder fails now, not after the whole history is fetched
+        atomic.check_writable(
+            client.ledger, client.output, archive.month_path(client.archive_dir, "0000-00")
+        )
 
     gw = gateway or gateway_for(client, api_base=api_base)
     account = verify_account(gw, client)
@@ -452,6 +560,27 @@ def _sync_locked(
     totals, arrived = settle_balance(client, gw, known, write=not dry_run)
     report.fetched += len(arrived)
     report.stripe_balance = totals
+
+    # The archive must imply Stripe's balance before any assertion is written (see tie-out).
+    unwritten = {} if not dry_run else {**fetched.transactions, **{b["id"]: b for b in arrived}}
+    if differences(totals, implied_totals(client, unwritten.values())):
+        before = len(known)
+        report.untied, report.refetched_months = repair_tie_out(
+            client,
+            gw,
+            totals,
+            known,
+            lower=int(account.get("created") or STRIPE_EPOCH),
+            now=now,
+            overlap=overlap,
+            write=not dry_run,
+            unwritten=unwritten,
+        )
+        report.fetched += len(known) - before
+        if report.untied:
+            report.period = _archive_period(client, known.values())
+            report.warnings.append(_untied_message(report))
+
     if not dry_run:
         report.changed_files.extend(fetch_payout_contents(client, gw, known))
     report.requests = gw.request_count
@@ -475,7 +604,7 @@ def _sync_locked(
     blocks: list[str] = []
     newest = max((bt["created"] for bt in known.values()), default=None)
     assertions: list[data.Balance] = []
-    if newest is not None:
+    if newest is not None and not report.untied:
         cutoff = assertion_cutoff(newest, tz, overlap)
         report.assertion_date = cutoff
         expected = derive_assertions(client, known.values(), totals, cutoff)
@@ -549,14 +678,43 @@ def fetch_client(
 ) -> FetchResult:
     """Only fetch into the archive (for beangulp's ``import.py extract`` and Fava's Import page)."""
     now = int(time.time()) if now is None else now
+    atomic.check_writable(archive.month_path(client.archive_dir, "0000-00"))
     gw = gateway or gateway_for(client, api_base=api_base)
     account = verify_account(gw, client)
     # Complete months are skipped and the others resume from their newest transaction, so
     # starting at the account's creation costs one request per month not yet complete.
     lower = int(account.get("created") or STRIPE_EPOCH)
-    result = fetch(client, gw, lower=lower, now=now, overlap=overlap, progress=progress)
-    result.changed_files.extend(fetch_payout_contents(client, gw, result.transactions))
-    return result
+    with ledger.locked(client.ledger):  # a sync merging the same month file must wait
+        result = fetch(client, gw, lower=lower, now=now, overlap=overlap, progress=progress)
+        result.changed_files.extend(fetch_payout_contents(client, gw, result.transactions))
+        return result
+
+
+def _archive_period(
+    client: ClientConfig, recent: Iterable[Mapping[str, Any]]
+) -> tuple[datetime.date, datetime.date] | None:
+    """First and last day (client's zone) of the archived transactions."""
+    tz = ZoneInfo(client.timezone)
+    stamps = [int(bt["created"]) for bt in recent]
+    months = archive.month_files(client.archive_dir)
+    if months:
+        stamps.extend(int(bt["created"]) for bt in archive.read_transactions(months[0][1])[:1])
+    if not stamps:
+        return None
+    return _local(min(stamps), tz).date(), _local(max(stamps), tz).date()
+
+
+def _untied_message(report: SyncReport) -> str:
+    parts = ", ".join(
+        f"{currency.to_decimal(v, cur):+} {cur.upper()}" for cur, v in report.untied.items()
+    )
+    period = f" {report.period[0]} … {report.period[1]}" if report.period else ""
+    return (
+        f"the archived transactions{period} do not add up to Stripe's balance even after "
+        f"fetching {report.refetched_months} month(s) again: Stripe minus archive is {parts}. "
+        "The entries were written, but no balance assertion; run the sync again later, and if "
+        "the difference stays, compare the period with Stripe's balance report"
+    )
 
 
 def _norm(number: str) -> str:

@@ -321,7 +321,7 @@ def test_the_lock_gives_up_with_a_clear_message(make_client: ClientFactory) -> N
 
     client = make_client()
     sync_client(client)
-    fd = os.open(client.ledger.parent, os.O_RDONLY)
+    fd = os.open(ledger.lock_path(client.ledger), os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         with pytest.raises(LedgerError) as info, ledger.locked(client.ledger, timeout=0.3):

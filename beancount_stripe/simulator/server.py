@@ -70,6 +70,45 @@ _OBJECT_ROUTES: dict[str, tuple[str, str]] = {
     "topups": ("topup", "topup"),
     "application_fees": ("application_fee", "application fee"),
 }
+# Restricted keys (STRIPE-FACTS §2.3; docs.stripe.com/keys/permissions-reference and the
+# Stripe Apps permissions reference): the permission each endpoint or expanded object needs,
+# and what a permission implies. Objects not listed (Issuing, Climate, Treasury, Capital…) are
+# not checked beyond `rak_balance_transaction_source_read` when expanded.
+OBJECT_PERMISSIONS: dict[str, str] = {
+    "charge": "rak_charge_read",
+    "refund": "rak_refund_read",
+    "dispute": "rak_dispute_read",
+    "payout": "rak_payout_read",
+    "transfer": "rak_transfer_read",
+    "transfer_reversal": "rak_transfer_read",
+    "application_fee": "rak_application_fee_read",
+    "fee_refund": "rak_application_fee_read",
+    "topup": "rak_top_up_read",
+    "customer": "rak_customer_read",
+}
+SOURCE_PERMISSION = "rak_balance_transaction_source_read"
+PERMISSION_IMPLIES: dict[str, tuple[str, ...]] = {
+    SOURCE_PERMISSION: ("rak_application_fee_read", "rak_balance_read", "rak_transfer_read"),
+    "rak_transfer_read": ("rak_payout_read",),
+}
+
+
+def granted(permissions: frozenset[str]) -> frozenset[str]:
+    """``permissions`` with everything they imply (a write permission implies its read)."""
+    out = set(permissions)
+    todo = list(permissions)
+    while todo:
+        perm = todo.pop()
+        more = list(PERMISSION_IMPLIES.get(perm, ()))
+        if perm.endswith("_write"):
+            more.append(perm[: -len("_write")] + "_read")
+        for m in more:
+            if m not in out:
+                out.add(m)
+                todo.append(m)
+    return frozenset(out)
+
+
 _LIST_PARAMS = {
     "created",
     "currency",
@@ -396,7 +435,8 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError(429, RATE_LIMIT_MESSAGE, code="rate_limit")
             account = self._acting_account(key_account, key)
             account_id = account.id
-            body = _Api(sim, account, key_account).route(method, path, query)
+            permissions = sim.world.permissions_of(key)
+            body = _Api(sim, account, key_account, key, permissions).route(method, path, query)
         except ApiError as err:
             status = err.status
             sim._log(method, path, account_id, query, status)
@@ -473,12 +513,34 @@ class _Handler(BaseHTTPRequestHandler):
                 }
             elif method == "POST" and path == "/_simulator/advance":
                 body = self._advance(params)
+            elif method == "POST" and path == "/_simulator/late":
+                body = self._late(params)
+            elif method == "POST" and path == "/_simulator/reveal":
+                body = self._reveal(params)
             else:
                 raise ApiError(404, f"Unrecognized simulator URL ({method}: {path})")
         except ApiError as err:
             self._send(err.status, {"error": err.body}, {}, 0)
             return
         self._send(200, body, {}, 0)
+
+    def _late(self, params: dict[str, str]) -> dict[str, Any]:
+        """Back-date a transaction into a month clients may have fetched completely already."""
+        sim = self.server.simulator
+        account_id = params.get("account", "")
+        if sim.world.account(account_id) is None:
+            raise ApiError(404, f"No such account: '{account_id}'", param="account")
+        created, amount, cur = _late_params(params)
+        listed = params.get("listed", "true").lower() not in ("0", "false", "no")
+        bt = sim.world.add_late(account_id, created, amount, cur, listed=listed)
+        return {"account": account_id, "id": bt["id"], "created": created, "listed": listed}
+
+    def _reveal(self, params: dict[str, str]) -> dict[str, Any]:
+        sim = self.server.simulator
+        account_id = params.get("account", "")
+        if sim.world.account(account_id) is None:
+            raise ApiError(404, f"No such account: '{account_id}'", param="account")
+        return {"account": account_id, "ids": [bt["id"] for bt in sim.world.reveal(account_id)]}
 
     def _advance(self, params: dict[str, str]) -> dict[str, Any]:
         sim = self.server.simulator
@@ -506,6 +568,16 @@ class _Handler(BaseHTTPRequestHandler):
             "ids": [bt["id"] for bt in new],
             "newest_created": account.index.newest_created(),
         }
+
+
+def _late_params(params: dict[str, str]) -> tuple[int, int, str]:
+    """(created, amount, currency) of a ``/_simulator/late`` request."""
+    created = _int(params.get("created", ""), "created")
+    amount = _int(params.get("amount", ""), "amount")
+    cur = params.get("currency", "usd").lower()
+    if not re.fullmatch(r"[a-z]{3}", cur):
+        raise ApiError(400, f"Invalid currency: {cur}", param="currency")
+    return created, amount, cur
 
 
 def _request_id(n: int) -> str:
@@ -537,11 +609,35 @@ def _fault_error(kind: str) -> ApiError:
 class _Api:
     """One authenticated request against one account (``account`` is the acting account)."""
 
-    def __init__(self, sim: Simulator, account: SimAccount, key_account: SimAccount) -> None:
+    def __init__(
+        self,
+        sim: Simulator,
+        account: SimAccount,
+        key_account: SimAccount,
+        key: str = "",
+        permissions: frozenset[str] | None = None,
+    ) -> None:
         self.sim = sim
         self.account = account
         self.key_account = key_account
         self.now = sim.now()
+        self.key = key
+        self.granted = None if permissions is None else granted(permissions)
+
+    def _require(self, permission: str | None) -> None:
+        """403 as Stripe answers a restricted key without ``permission`` (the key masked)."""
+        if permission is None or self.granted is None or permission in self.granted:
+            return
+        raise ApiError(
+            403,
+            f"The provided key '{mask_key(self.key)}' does not have the required permissions "
+            f"for this endpoint on account '{self.account.id}'. Having the '{permission}' "
+            "permission would allow this request to continue.",
+        )
+
+    def _require_expands(self, expands: list[str]) -> None:
+        if any("source" in p.split(".") for p in expands):
+            self._require(SOURCE_PERMISSION)
 
     def route(self, method: str, path: str, query: str) -> Any:
         params = parse_qsl(query, keep_blank_values=True)
@@ -549,9 +645,13 @@ class _Api:
         if method == "GET" and segments[:1] == ["v1"]:
             rest = segments[1:]
             if rest == ["account"]:
+                self._require("rak_connected_account_read")
                 return self._plain(params, self.account.account_object())
             if rest == ["balance"]:
+                self._require("rak_balance_read")
                 return self._plain(params, self._balance())
+            if rest and (rest[0] == "balance_transactions" or rest[:2] == ["balance", "history"]):
+                self._require("rak_balance_read")
             if rest in (["balance_transactions"], ["balance", "history"]):
                 return self._list(params)
             if len(rest) == 2 and rest[0] == "balance_transactions":
@@ -559,8 +659,13 @@ class _Api:
             if len(rest) == 3 and rest[:2] == ["balance", "history"]:
                 return self._retrieve_bt(rest[2], params)
             if rest == ["accounts"] and not self._header_account():
+                self._require("rak_connected_account_read")
                 return self._connected_accounts(params)
+            if len(rest) == 1 and rest[0] in _OBJECT_ROUTES:
+                self._require(OBJECT_PERMISSIONS.get(_OBJECT_ROUTES[rest[0]][0]))
+                return self._list_objects(rest[0], params)
             if len(rest) == 2 and rest[0] in _OBJECT_ROUTES:
+                self._require(OBJECT_PERMISSIONS.get(_OBJECT_ROUTES[rest[0]][0]))
                 return self._retrieve_object(rest[0], rest[1], params)
         raise ApiError(
             404,
@@ -615,6 +720,7 @@ class _Api:
             target = self._lookup(value)
             if target is None:
                 return
+            self._require(OBJECT_PERMISSIONS.get(str(target.get("object"))))
             value = dict(target)
         elif value is not None and not isinstance(value, dict | list):
             if top:
@@ -644,6 +750,7 @@ class _Api:
         for path in expands:
             if path.split(".")[0] not in ("source", "fee_details"):
                 raise ApiError(400, f"This property cannot be expanded ({path}).")
+        self._require_expands(expands)
         return self._expand_paths(self._render_bt(bt), expands)
 
     def _retrieve_object(
@@ -658,10 +765,47 @@ class _Api:
             )
         return self._expand_paths(dict(obj), expands)
 
+    def _list_objects(self, segment: str, params: list[tuple[str, str]]) -> dict[str, Any]:
+        """``GET /v1/charges`` and the like: newest first, ``limit`` and ``starting_after``."""
+        expands = self._expands(params, {"limit", "starting_after"})
+        values = dict(params)
+        limit = _int(values.get("limit", "10"), "limit")
+        if not 1 <= limit <= 100:
+            raise ApiError(400, "This value must be between 1 and 100.", param="limit")
+        kind = _OBJECT_ROUTES[segment][0]
+        rows = sorted(
+            (
+                o
+                for o in self.account.history.objects.values()
+                if o.get("object") == kind and o.get("created", 0) <= self.now
+            ),
+            key=lambda o: (-int(o.get("created", 0)), str(o["id"])),
+        )
+        after = values.get("starting_after")
+        if after:
+            ids = [o["id"] for o in rows]
+            if after not in ids:
+                raise ApiError(
+                    400,
+                    f"No such {kind}: '{after}'",
+                    code="resource_missing",
+                    param="starting_after",
+                )
+            rows = rows[ids.index(after) + 1 :]
+        page = [self._expand_paths(dict(o), expands) for o in rows[:limit]]
+        return {
+            "object": "list",
+            "url": f"/v1/{segment}",
+            "has_more": len(rows) > limit,
+            "data": page,
+        }
+
     def _balance(self) -> dict[str, Any]:
         with self.account.lock:
             available, pending = self.account.index.balance_sums(self.now)
             currencies = self.account.index.currencies()
+            for cur, extra in self.account.unlisted_balance.items():
+                available[cur] = available.get(cur, 0) + extra
         return balance_object(currencies, available, pending)
 
     def _connected_accounts(self, params: list[tuple[str, str]]) -> dict[str, Any]:
@@ -677,6 +821,7 @@ class _Api:
             parts = path.split(".")
             if len(parts) < 2 or parts[0] != "data" or parts[1] not in ("source", "fee_details"):
                 raise ApiError(400, f"This property cannot be expanded ({path}).")
+        self._require_expands(expands)
         values: dict[str, str] = {}
         gte: int | None = None
         lte: int | None = None

@@ -9,6 +9,7 @@ secret key, and for a Connect platform the accounts it may act for. Keys here ar
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +43,13 @@ class SimAccount:
     email: str | None = None
     created: int | None = None
     bank_statement: StatementSpec | None = None  # the demo's bank CSVs (bank.py), if any
+    # balance Stripe reports that no listed transaction explains yet (minor units per currency),
+    # for tests of a sync that must not write an assertion it cannot prove
+    unlisted_balance: dict[str, int] = field(default_factory=dict)
+    unlisted: list[dict[str, Any]] = field(default_factory=list)  # see ``World.add_late``
+    # Restricted keys (``rk_test_…``) of this account and the permissions each holds
+    # (``rak_charge_read``…); the simulator answers 403 to anything else, as Stripe does.
+    restricted_keys: dict[str, frozenset[str]] = field(default_factory=dict)
     index: TransactionIndex = field(init=False, repr=False, compare=False)
     lock: threading.RLock = field(init=False, repr=False, compare=False)
 
@@ -130,7 +138,37 @@ class World:
             if account.key in self._by_key:
                 raise ValueError(f"two accounts share one key ({account.id})")
             self._by_key[account.key] = account
+        for rk in account.restricted_keys:
+            if rk in self._by_key:
+                raise ValueError(f"two accounts share one key ({account.id})")
+            self._by_key[rk] = account
         self.accounts[account.id] = account
+
+    def add_restricted_key(self, account_id: str, key: str, permissions: Iterable[str]) -> str:
+        """Give ``account_id`` a restricted key holding ``permissions``; returns the key."""
+        if not key.startswith("rk_test_"):
+            raise ValueError(f"restricted keys start with rk_test_: {key[:8]}…")
+        if key in self._by_key:
+            raise ValueError(f"the key is already in use ({account_id})")
+        account = self.accounts[account_id]
+        account.restricted_keys[key] = frozenset(permissions)
+        self._by_key[key] = account
+        return key
+
+    def revoke_key(self, key: str) -> None:
+        """Forget a key (as rolling or deleting it in the Dashboard does): it answers 401."""
+        account = self._by_key.pop(key, None)
+        if account is not None:
+            account.restricted_keys.pop(key, None)
+            if account.key == key:
+                account.key = None
+
+    def permissions_of(self, key: str) -> frozenset[str] | None:
+        """The permissions of a restricted key; None for a secret key (it may do anything)."""
+        account = self._by_key.get(key)
+        if account is None:
+            return frozenset()
+        return account.restricted_keys.get(key)
 
     def check(self) -> None:
         """Every connected id must name an account of this world."""
@@ -158,6 +196,73 @@ class World:
             new = account.history.extend(count, until)
             account.index.append(new)
         return new
+
+    def add_late(
+        self,
+        account_id: str,
+        created: int,
+        amount: int,
+        currency: str,
+        *,
+        type: str = "adjustment",
+        category: str = "other_adjustment",
+        description: str = "Late adjustment",
+        listed: bool = True,
+    ) -> dict[str, Any]:
+        """Insert a BT dated in the past, into a month a client may have fetched completely.
+
+        Stripe's lists are eventually consistent: a transaction can show in the balance before
+        it shows in ``/v1/balance_transactions``. With ``listed=False`` it counts in the balance
+        only, until ``reveal``. A sync must notice either case through the balance instead of
+        trusting "month complete".
+        """
+        account = self.accounts[account_id]
+        digest = hashlib.blake2b(
+            f"late|{account_id}|{created}|{amount}|{currency}|{len(account.history.transactions)}".encode(),
+            digest_size=12,
+        ).hexdigest()
+        bt: dict[str, Any] = {
+            "id": f"txn_1Late{digest[:19]}",
+            "object": "balance_transaction",
+            "amount": amount,
+            "available_on": created,
+            "balance_type": "payments",
+            "created": created,
+            "currency": currency.lower(),
+            "description": description,
+            "exchange_rate": None,
+            "fee": 0,
+            "fee_details": [],
+            "net": amount,
+            "reporting_category": category,
+            "source": None,
+            "status": "available",
+            "type": type,
+        }
+        with account.lock:
+            if listed:
+                self._list(account, [bt])
+            else:
+                account.unlisted.append(bt)
+                cur = bt["currency"]
+                account.unlisted_balance[cur] = account.unlisted_balance.get(cur, 0) + bt["net"]
+        return bt
+
+    def reveal(self, account_id: str) -> list[dict[str, Any]]:
+        """List the transactions ``add_late(listed=False)`` kept out of the lists so far."""
+        account = self.accounts[account_id]
+        with account.lock:
+            shown, account.unlisted = account.unlisted, []
+            for bt in shown:
+                account.unlisted_balance[bt["currency"]] -= bt["net"]
+            self._list(account, shown)
+        return shown
+
+    @staticmethod
+    def _list(account: SimAccount, bts: list[dict[str, Any]]) -> None:
+        account.history.transactions.extend(bts)
+        account.history.transactions.sort(key=lambda t: (t["created"], t["id"]))
+        account.index.append(bts)
 
 
 # --- YAML ---------------------------------------------------------------------------------------
@@ -214,6 +319,7 @@ _ACCOUNT_KEYS = {
     "history",
     "fixture",
     "bank_statement",
+    "restricted_keys",
 }
 _HISTORY_KEYS = {
     "seed",
@@ -262,6 +368,7 @@ def _account_from_spec(spec: Any, at: str, path: Path, platforms: dict[str, str]
             settings["bank_statement"] = StatementSpec.from_mapping(spec["bank_statement"])
         except (TypeError, ValueError, KeyError, ArithmeticError) as exc:
             raise ConfigError(f"{at}.bank_statement: {exc}", where=where) from exc
+    settings["restricted_keys"] = _restricted_keys(spec.get("restricted_keys"), at, where)
     if spec.get("default_currency"):
         settings["default_currency"] = str(spec["default_currency"]).lower()
     name = str(spec.get("name") or account_id)
@@ -294,6 +401,25 @@ def _account_from_spec(spec: Any, at: str, path: Path, platforms: dict[str, str]
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{at}.history: {exc}", where=where) from exc
     return SimAccount(id=account_id, name=name, history=generated, **settings)
+
+
+def _restricted_keys(value: Any, at: str, where: str) -> dict[str, frozenset[str]]:
+    """`restricted_keys: [{key: rk_test_…, permissions: [rak_balance_read, …]}]`."""
+    if value is None:
+        return {}
+    if not isinstance(value, list):
+        raise ConfigError(f"{at}.restricted_keys: expected a list", where=where)
+    out: dict[str, frozenset[str]] = {}
+    for n, item in enumerate(value):
+        here = f"{at}.restricted_keys[{n}]"
+        key = item.get("key") if isinstance(item, dict) else None
+        perms = item.get("permissions") if isinstance(item, dict) else None
+        if not isinstance(key, str) or not key.startswith("rk_test_"):
+            raise ConfigError(f"{here}.key: must be a fake restricted key rk_test_…", where=where)
+        if not isinstance(perms, list) or not all(isinstance(p, str) for p in perms):
+            raise ConfigError(f"{here}.permissions: expected a list of names", where=where)
+        out[key] = frozenset(perms)
+    return out
 
 
 def _date(value: Any) -> dt.date:
