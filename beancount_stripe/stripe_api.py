@@ -252,7 +252,9 @@ class StripeGateway:
             f"GET /v1/payouts/{payout_id}",
         )
 
-    def payout_transactions(self, payout_id: str) -> Iterator[dict[str, Any]]:
+    def payout_transactions(
+        self, payout_id: str, *, expand_source: bool = False
+    ) -> Iterator[dict[str, Any]]:
         """``GET /v1/balance_transactions?payout=po_…``: what an automatic payout settled, paged.
 
         Stripe answers 400 for a manual payout (it does not itemise those); callers check
@@ -261,6 +263,8 @@ class StripeGateway:
         cursor: str | None = None
         while True:
             params: dict[str, Any] = {"limit": PAGE_SIZE, "payout": payout_id}
+            if expand_source:
+                params["expand"] = ["data.source"]
             if cursor:
                 params["starting_after"] = cursor
             page = self._call(

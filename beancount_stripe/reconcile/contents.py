@@ -109,19 +109,7 @@ def record_payout_contents(
         rec = records.get(po_id)
         if rec is not None and not _needs_refresh(rec, reversed_ids.get(po_id)):
             continue
-        src = bt.get("source")
-        obj: Mapping[str, Any]
-        if rec is None and isinstance(src, dict) and src.get("status") in FINAL_STATUSES:
-            obj = src
-        else:
-            obj = gateway.payout(po_id)
-        new = _compact_payout(obj)
-        new["transactions"] = rec.get("transactions") if rec else None
-        completed = obj.get("reconciliation_status", "completed") == "completed"
-        if new["transactions"] is None and obj.get("automatic") and completed:
-            members = gateway.payout_transactions(po_id)
-            new["transactions"] = [_compact_transaction(m) for m in members]
-            result.itemised += 1
+        new = _record(po_id, bt.get("source"), rec, gateway, result)
         records[po_id] = new
         result.recorded += 1
         pending += 1
@@ -131,6 +119,40 @@ def record_payout_contents(
     if write and pending:
         _write(client, records, result)
     return result
+
+
+def _record(
+    po_id: str, src: Any, rec: Mapping[str, Any] | None, gateway: Any, result: ContentsResult
+) -> dict[str, Any]:
+    """One payout's record, with as few requests as possible.
+
+    The archived source (an expanded payout) says whether it is automatic; listing an automatic
+    payout's transactions with ``expand[]=data.source`` returns the payout object itself, whole
+    (trace id included, which a minimal archive drops). Only a payout whose object is still
+    missing, not final, or stale is asked for with ``GET /v1/payouts/:id``.
+    """
+    obj: Mapping[str, Any] | None = dict(src) if isinstance(src, dict) and rec is None else None
+    from_api = obj is None
+    if obj is None:
+        obj = gateway.payout(po_id)
+    members = rec.get("transactions") if rec else None
+    completed = obj.get("reconciliation_status", "completed") == "completed"
+    if members is None and obj.get("automatic") and completed:
+        raw = list(gateway.payout_transactions(po_id, expand_source=True))
+        members = [_compact_transaction(m) for m in raw]
+        result.itemised += 1
+        own = [
+            m["source"]
+            for m in raw
+            if isinstance(m.get("source"), dict) and m["source"].get("id") == po_id
+        ]
+        if own:
+            obj, from_api = own[0], True
+    if not from_api and (obj.get("status") not in FINAL_STATUSES or "trace_id" not in obj):
+        obj = gateway.payout(po_id)  # the archived copy is stale or was stripped of its trace id
+    new = _compact_payout(obj)
+    new["transactions"] = members
+    return new
 
 
 def _needs_refresh(rec: Mapping[str, Any], reversal: str | None) -> bool:
