@@ -4,9 +4,9 @@ Three parts, pure at the core:
 
 - **Contents.** ``record_payout_contents`` (called by sync after the balance transactions are
   fetched) records each payout, and for an automatic one the balance transactions it settles
-  (``GET /v1/balance_transactions?payout=po_…``), in ``<archive>/payouts.jsonl``. A payout in a
-  final state is never fetched again; manual payouts, which Stripe does not itemise, are recorded
-  with ``transactions: null``.
+  (``GET /v1/balance_transactions?payout=po_…``), in ``archive/payouts/payouts.jsonl``. A
+  payout in a final state is never fetched again; manual payouts, which Stripe does not
+  itemise, are recorded with ``transactions: null``.
 - **Matching.** ``match_entries`` takes bank entries and the ledger and books each bank line that
   matches exactly one *transit item* (a Stripe booking on the transit account: a payout, a failed
   payout's return, a top-up) by currency, exact amount and date window, to the transit account
