@@ -290,12 +290,12 @@ def write_month(
 
 # -- payout contents (reconcile.py) ---------------------------------------------------------------
 
-PAYOUTS_FILE = "payouts/payouts.jsonl"
+PAYOUTS_FILE = "payouts.ndjson"
 PAYOUTS_OBJECT = "beancount_stripe.payouts"
 
 
 def payouts_path(archive_dir: Path) -> Path:
-    """In a folder of its own: whoever globs ``archive/*.jsonl`` for months never meets it."""
+    """JSON Lines too, but not named ``*.jsonl``: what globs the archive for months skips it."""
     return archive_dir / PAYOUTS_FILE
 
 

@@ -4,7 +4,7 @@ Three parts, pure at the core:
 
 - **Contents.** ``record_payout_contents`` (called by sync after the balance transactions are
   fetched) records each payout, and for an automatic one the balance transactions it settles
-  (``GET /v1/balance_transactions?payout=po_…``), in ``archive/payouts/payouts.jsonl``. A
+  (``GET /v1/balance_transactions?payout=po_…``), in ``archive/payouts.ndjson``. A
   payout in a final state is never fetched again; manual payouts, which Stripe does not
   itemise, are recorded with ``transactions: null``.
 - **Matching.** ``match_entries`` takes bank entries and the ledger and books each bank line that

@@ -2,7 +2,7 @@
 
 ``record_payout_contents`` (called by sync after the balance transactions are fetched) records
 each payout, and for an automatic one the balance transactions it settles
-(``GET /v1/balance_transactions?payout=po_…``), in ``archive/payouts/payouts.jsonl``. A payout
+(``GET /v1/balance_transactions?payout=po_…``), in ``archive/payouts.ndjson``. A payout
 already recorded in a final state is never fetched again; manual payouts, which Stripe does not
 itemise, are recorded with ``transactions: null``.
 """
