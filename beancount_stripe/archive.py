@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from beancount_stripe.atomic import write_atomic
+from beancount_stripe.bt_check import check_bt
 from beancount_stripe.errors import InputFileError, LedgerError
 
 HEADER_OBJECT = "beancount_stripe.archive"
@@ -90,14 +91,20 @@ def sniff(path: Path) -> FileKind | None:
             return None
         compact = re.sub(r"\s+", "", text)
         is_list = '"object":"list"' in compact or '"data":[{' in compact
-        if is_list and ('"balance_transaction"' in compact or '"txn_' in compact):
+        if is_list and (_BT_MARKERS.search(compact) or _LIST_URL in compact):
             return FileKind("list")
         return None
     if text.startswith("["):
         compact = re.sub(r"\s+", "", text)
-        if compact == "[]" or '"balance_transaction"' in compact or '"txn_' in compact:
+        if compact == "[]" or (compact.startswith("[{") and _BT_MARKERS.search(compact)):
             return FileKind("array")
     return None
+
+
+# What only Stripe balance transaction data holds in its first KB: a transaction's own id or
+# object name, or the URL a saved list response names. Any other JSON is not ours to identify.
+_BT_MARKERS = re.compile(r'"(?:id":"txn_|object":"balance_transaction")')
+_LIST_URL = '"url":"/v1/balance_transactions"'
 
 
 def _header(h: Mapping[str, Any]) -> ArchiveHeader:
@@ -220,34 +227,14 @@ def read_transactions(
     return [_check_bt(obj, f"{path}: data[{i}]") for i, obj in enumerate(data)]
 
 
-_REQUIRED = ("id", "amount", "fee", "net", "currency", "created", "type")
-
-
 def _check_bt(obj: Any, where: str) -> dict[str, Any]:
-    if (
-        not isinstance(obj, dict)
-        or obj.get("object", "balance_transaction") != "balance_transaction"
-    ):
-        raise InputFileError(
-            "not a balance transaction object",
-            where=where,
-            fix="the file must hold only balance transactions (`txn_…`)",
-        )
-    missing = [k for k in _REQUIRED if k not in obj]
-    if missing:
-        raise InputFileError(
-            f"balance transaction {obj.get('id', '?')} lacks {', '.join(missing)}",
-            where=where,
-            fix="save the full objects as the API returns them",
-        )
-    for k in ("amount", "fee", "net", "created"):
-        if not isinstance(obj[k], int) or isinstance(obj[k], bool):
-            raise InputFileError(
-                f"balance transaction {obj['id']}: `{k}` must be an integer, got {obj[k]!r}",
-                where=where,
-                fix="amounts in Stripe JSON are integers in minor units; do not edit them",
-            )
-    return obj
+    """The one balance-transaction check (``bt_check``), with the fix for a file on disk."""
+    return check_bt(
+        obj,
+        where=where,
+        fix="restore the file from git, or save the objects exactly as the Stripe API returned "
+        "them; for an archive month, delete its file and run `beancount-stripe fetch` again",
+    )
 
 
 def write_month(

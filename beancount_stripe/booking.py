@@ -14,6 +14,7 @@ import datetime
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -38,6 +39,8 @@ __all__ = [
 ]
 
 DEFAULT_FILENAME = "<stripe>"
+CAPITAL_PAYEE = "Stripe Capital"
+_LOAN_PREFIX = "flxln_"  # a Capital balance transaction's source: the loan, linked like Capital's
 
 # Counter-leg by BT type (values are ``Accounts`` field names). ARCHITECTURE.md "Booking model".
 TYPE_COUNTER: dict[str, str] = {
@@ -345,6 +348,31 @@ def _tax_part(bt: Mapping[str, Any], fee: int, code: str) -> int:
     return tax if total == fee else 0
 
 
+def _presentment(
+    bt: Mapping[str, Any], source: Mapping[str, Any] | None, code: str, where: str
+) -> dict[str, Any]:
+    """What the customer was charged, when Stripe converted it: amount, currency and rate.
+
+    Stripe converts a charge presented in another currency at ``exchange_rate`` (presented
+    amount × rate = the balance transaction's amount, STRIPE-FACTS "exchange_rate"); the
+    presented amount and currency are the source's. Kept as metadata so revenue in the
+    settlement currency still matches the invoice the customer saw.
+    """
+    rate = bt.get("exchange_rate")
+    if not isinstance(rate, (int, float)) or isinstance(rate, bool) or source is None:
+        return {}
+    amount, presented = source.get("amount"), source.get("currency")
+    if type(amount) is not int or not isinstance(presented, str):
+        return {}
+    if presented.lower() == code.lower() or not currency.is_known(presented.upper()):
+        return {}
+    number = currency.to_decimal(amount, presented, where)
+    return {
+        "presentment_amount": Amount(number, currency.commodity(presented, where)),
+        "exchange_rate": Decimal(repr(rate)),
+    }
+
+
 def _posting(account: str, number: Any, com: str) -> data.Posting:
     return data.Posting(account, Amount(number, com), None, None, None, None)
 
@@ -396,10 +424,17 @@ def _book(bt: Mapping[str, Any], ctx: _Context, filename: str) -> data.Transacti
 
     description = _clean(bt.get("description"))
     party = _party(source_obj, bt_type)
-    if party:
+    capital = field == "capital_loan"
+    if capital:
+        # Stripe's Capital descriptions are made of ids ("Withheld funds from ch_… to pay down
+        # flex loan flxln_…"): they go to metadata, the loan becomes a link.
+        payee, narration = CAPITAL_PAYEE, label(bt)
+    elif party:
         payee, narration = party, description or label(bt)
     else:
         payee, narration = description, label(bt)
+    if payee == narration:
+        payee = None  # "Advance funding" "Advance funding" says it twice
 
     meta = data.new_metadata(filename, 0)
     meta["stripe_id"] = txn_id
@@ -409,9 +444,13 @@ def _book(bt: Mapping[str, Any], ctx: _Context, filename: str) -> data.Transacti
         meta["stripe_type"] = bt_type
     if category and category != bt_type:
         meta["stripe_category"] = category
+    if capital and description:
+        meta["stripe_description"] = description
+    meta.update(_presentment(bt, source_obj, code, where))  # type: ignore[arg-type]
 
     links = data.EMPTY_SET
-    if bt_type in PAYOUT_TYPES and source_id:
+    loan = capital and bool(source_id) and str(source_id).startswith(_LOAN_PREFIX)
+    if (bt_type in PAYOUT_TYPES or loan) and source_id:
         links = frozenset({_LINK_BAD_CHARS.sub("-", source_id)})
 
     flag = "!" if field == "uncategorized" else "*"

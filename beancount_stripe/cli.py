@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import shutil
 import subprocess
@@ -16,9 +17,11 @@ from typing import Any, TypeVar
 
 import click
 
-from beancount_stripe import __version__, currency
+from beancount_stripe import __version__, currency, sync_state
 from beancount_stripe.config import ClientConfig, Config, check_config, load_config
 from beancount_stripe.errors import BeancountStripeError, ConfigError
+from beancount_stripe.health import Health, ledger_health
+from beancount_stripe.monitor import ClientOutcome
 from beancount_stripe.stripe_api import mask_secrets
 from beancount_stripe.sync import DEFAULT_OVERLAP, SyncReport, fetch_client, sync_client
 
@@ -111,6 +114,8 @@ def main(ctx: click.Context, config_path: Path) -> None:
 
     \b
     Typical use:
+      beancount-stripe init ~/books          # a firm's folder: config, schedules, README
+      beancount-stripe -c ~/books/clients.yaml connect acme   # check a key, add a client
       beancount-stripe config check
       beancount-stripe sync --all            # first run: full history; later: what is new
       beancount-stripe sync acme --dry-run   # show what would be appended
@@ -201,6 +206,15 @@ _api_base_option = click.option(
     help="Re-fetch this many days before the newest booked transaction.",
 )
 @_api_base_option
+@click.option("--check", is_flag=True, help="Also run bean-check on each client's ledger.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary of the run.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing when every client succeeds.")
+@click.option(
+    "--on-failure",
+    metavar="CMD",
+    help="Shell command run once when a client fails; it reads the JSON summary on stdin "
+    "(and BEANCOUNT_STRIPE_FAILED, _EXIT, _SUMMARY from its environment).",
+)
 @click.pass_context
 def sync(
     ctx: click.Context,
@@ -209,17 +223,32 @@ def sync(
     dry_run: bool,
     overlap_days: int,
     api_base: str | None,
+    check: bool,
+    as_json: bool,
+    quiet: bool,
+    on_failure: str | None,
 ) -> None:
     """Fetch new balance transactions and append them to each client's ledger.
 
     The first run imports the full history; later runs fetch from the newest booked transaction
     (minus the overlap) and skip what the ledger already has (by stripe_id). Running it twice
-    changes nothing. The key must open the configured account, or nothing is written.
+    changes nothing. The key must open the configured account, or nothing is written. A
+    failing client never stops the others; the exit status is the highest of theirs.
+    Each run (failed ones too) is recorded in .beancount-stripe-state.json beside the ledger,
+    as run by `cli` on a terminal or `cron` without one; $BEANCOUNT_STRIPE_VIA overrides.
+
+    
+    For cron (README "Sync, check, schedule, monitor"; `init` writes the schedule files):
+      beancount-stripe sync --all --check --quiet --on-failure 'mail -s "stripe sync" me@firm'
+      beancount-stripe sync --all --json > last-sync.json
     """
+    from beancount_stripe import monitor
+
+    started = datetime.datetime.now(datetime.UTC)
     with _errors():
         config = _load(ctx)
         selected = _select(config, clients, all_)
-    bars = _Bars(sys.stderr.isatty())
+    bars = _Bars(sys.stderr.isatty() and not as_json and not quiet)
 
     def run(client: ClientConfig) -> SyncReport:
         try:
@@ -229,19 +258,64 @@ def sync(
                 overlap=datetime.timedelta(days=overlap_days),
                 api_base=api_base,
                 progress=bars,
+                via=sync_state.detect_via(),
             )
         finally:
             bars.close()
 
-    reports, code = _for_each(selected, run)
-    for report in reports:
-        if dry_run and report.text:
-            click.echo(report.text)
-        click.echo(format_report(report))
-        code = max(code, report.exit_code)
-        if not dry_run:
-            click.echo(_payouts_line(report.client))
+    outcomes = [_sync_one(client, run, check=check) for client in selected]
+    code = max((o.exit_status for o in outcomes), default=0)
+    summary = monitor.run_summary(outcomes, started, code)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    elif not (quiet and code == 0):
+        for o in outcomes:
+            if o.report is None:
+                continue
+            if dry_run and o.report.text:
+                click.echo(o.report.text)
+            click.echo(format_report(o.report, health=o.health, checked=o.checked))
+            if not dry_run:
+                click.echo(_payouts_line(o.report.client))
+    if code and on_failure:
+        hidden = [c.key.ref for c in config.clients if c.key.kind == "env"]
+        status = monitor.run_hook(on_failure, summary, hide_env=hidden)
+        if status:
+            click.secho(f"warning: --on-failure command exited {status}", fg="yellow", err=True)
     sys.exit(code)
+
+
+def _sync_one(
+    client: ClientConfig,
+    run: Callable[[ClientConfig], SyncReport],
+    *,
+    check: bool,
+) -> ClientOutcome:
+    """Sync one client and read its books; an error is recorded and printed, never raised."""
+    outcome = ClientOutcome(client=client)
+    try:
+        outcome.report = run(client)
+    except BeancountStripeError as e:
+        _fail(e)
+        outcome.error = mask_secrets(str(e))
+        outcome.exit_status = e.exit_code
+    if outcome.report is not None and outcome.report.exit_code:
+        # entries written, but the archive does not add up to Stripe's balance (sync.py)
+        outcome.exit_status = outcome.report.exit_code
+        outcome.error = (
+            "the archive does not add up to Stripe's balance: entries written, no balance "
+            "assertion (see the warnings)"
+        )
+    outcome.health = ledger_health(client)
+    if check and client.ledger.exists():
+        ok, output = _bean_check_text(client)
+        outcome.checked = True
+        outcome.health.errors = [] if ok else [output or "bean-check failed"]
+        if not ok:
+            outcome.exit_status = max(outcome.exit_status, 1)
+            outcome.error = outcome.error or f"bean-check found errors in {client.ledger}"
+            click.secho(f"error: {client.id}: bean-check failed:\n{output}", fg="red", err=True)
+    return outcome
 
 
 @main.command()
@@ -286,6 +360,10 @@ def _register_simulator() -> None:
 
 _register_simulator()
 
+from beancount_stripe.cli_firm import register as _register_firm  # noqa: E402  (init, connect)
+
+_register_firm(main)
+
 
 # -- payouts (issue 8): the commands live in cli_payouts.py -------------------------------------
 
@@ -317,8 +395,20 @@ def _fmt(minor: int, cur: str) -> str:
     return f"{value:,} {cur.upper()}"
 
 
-def format_report(report: SyncReport, ledger_totals: dict[str, Decimal] | None = None) -> str:
-    """A per-client summary a bookkeeper can read at a glance."""
+def format_report(
+    report: SyncReport,
+    ledger_totals: dict[str, Decimal] | None = None,
+    *,
+    health: Health | None = None,
+    checked: bool = False,
+) -> str:
+    """A per-client summary a bookkeeper can read at a glance.
+
+    With ``health`` (the books as Beancount loads them) it shows the tie-out of the clearing
+    account with Stripe's balance, every open `!` entry, and the payouts still in transit.
+    """
+    from beancount_stripe.health import tie_out
+
     c = report.client
     mode = "would book" if report.dry_run else "booked"
     lines = [
@@ -337,24 +427,44 @@ def format_report(report: SyncReport, ledger_totals: dict[str, Decimal] | None =
         rest = len(by_account) - 6
         lines.append(f"  by counter-account: {accounts}" + (f", {rest} more" if rest > 0 else ""))
         lines.extend(_rule_coverage_lines(report))
+    if health is not None and ledger_totals is None:
+        ledger_totals = health.clearing
     if report.stripe_balance:
         lines.append(f"  {c.accounts.clearing} per currency (Stripe balance = available+pending):")
-        for cur in sorted(report.stripe_balance):
-            stripe_amount = _fmt(report.stripe_balance[cur], cur)
+        pending = report.booked if report.dry_run else ()
+        for t in tie_out(report.stripe_balance, ledger_totals or {}, pending, c.accounts.clearing):
+            stripe_amount = f"{t.stripe:,} {t.currency}"
             if ledger_totals is not None:
-                booked_minor = currency.to_minor(ledger_totals.get(cur.upper(), Decimal(0)), cur)
-                ok = booked_minor == report.stripe_balance[cur]
-                booked = _fmt(booked_minor, cur)
                 mark = (
-                    click.style("ties out", fg="green") if ok else click.style("DIFFERS", fg="red")
+                    click.style("✔ ties out", fg="green")
+                    if t.ties_out
+                    else click.style(f"✘ differs by {t.difference:,} {t.currency}", fg="red")
                 )
-                lines.append(f"    ledger {booked} / Stripe {stripe_amount}  {mark}")
+                books = f"{t.ledger:,} {t.currency}"
+                lines.append(f"    ledger {books} / Stripe {stripe_amount}  {mark}")
             else:
                 lines.append(f"    Stripe {stripe_amount}")
     if report.assertion_date:
         state = "new" if report.assertions else "already in the ledger"
         lines.append(f"  balance assertion dated {report.assertion_date} ({state})")
-    lines.append(f"  entries flagged for review: {report.flagged:,} (flag !)")
+    if health is not None:
+        lines.append(
+            f"  entries flagged for review (flag !): {health.open_flagged:,} open in the ledger, "
+            f"{report.flagged:,} of them new"
+        )
+        for t in health.transit:
+            lines.append(
+                f"  in transit to the bank: {t.amount:,} {t.currency} "
+                f"({t.payouts:,} payout(s) no bank entry has cleared)"
+            )
+        if checked:
+            lines.append(
+                click.style("  bean-check: clean", fg="green")
+                if not health.errors
+                else click.style("  bean-check: FAILED", fg="red")
+            )
+    else:
+        lines.append(f"  entries flagged for review: {report.flagged:,} (flag !)")
     for w in report.warnings:
         lines.append(click.style(f"  warning: {w}", fg="yellow"))
     if not report.dry_run:
@@ -404,7 +514,7 @@ def demo(ctx: click.Context, world: Path | None, fresh: bool) -> None:
         bars = _Bars(sys.stderr.isatty())
         for client in config.clients:
             try:
-                report = sync_client(client, api_base=sim.url, progress=bars)
+                report = sync_client(client, api_base=sim.url, progress=bars, via="demo")
             except BeancountStripeError as e:
                 bars.close()
                 _fail(e)
@@ -414,8 +524,8 @@ def demo(ctx: click.Context, world: Path | None, fresh: bool) -> None:
             capital_text, capital_code = _demo_capital(client)
             code = max(code, capital_code)
             bank_text = _demo_bank(client, sim_world, fresh)
-            ok, output, totals = bean_check(client)
-            click.echo(format_report(report, totals))
+            ok, output = _bean_check_text(client)
+            click.echo(format_report(report, health=ledger_health(client)))
             code = max(code, report.exit_code)
             if capital_text:
                 click.echo(capital_text)
@@ -432,7 +542,8 @@ def demo(ctx: click.Context, world: Path | None, fresh: bool) -> None:
     click.echo(
         "\nOpen the books in Fava:  .venv/bin/fava "
         + " ".join(_rel(c.ledger) for c in config.clients)
-        + "\nthen browse to http://127.0.0.1:5000/ (Import page: archive files of each client)."
+        + "\nthen browse to http://127.0.0.1:5000/ (Import page: each client's inbox/;"
+        + " the Stripe page of each client: /<ledger>/extension/Stripe/)."
         + f"\nbeangulp:  cd {_rel(first.parent.parent)} && ../.venv/bin/python import.py extract "
         f"{first.parent.name}/archive -e {first.parent.name}/{first.name}"
     )
@@ -465,23 +576,19 @@ def _demo_keys(world: Any) -> dict[str, str]:
 
 def bean_check(client: ClientConfig) -> tuple[bool, str, dict[str, Decimal]]:
     """Run Beancount's own ``bean-check`` and sum the clearing account per currency."""
+    ok, output = _bean_check_text(client)
+    return ok, output, ledger_health(client).clearing
+
+
+def _bean_check_text(client: ClientConfig) -> tuple[bool, str]:
+    """Run Beancount's own ``bean-check`` on the client's ledger: (clean?, what it printed)."""
     exe = shutil.which("bean-check", path=str(Path(sys.executable).parent)) or shutil.which(
         "bean-check"
     )
     if exe is None:  # pragma: no cover - beancount is a dependency
-        return False, "bean-check not found", {}
+        return False, "bean-check not found"
     proc = subprocess.run([exe, str(client.ledger)], capture_output=True, text=True, check=False)
-    from beancount import loader
-    from beancount.core import realization
-
-    entries, _, _ = loader.load_file(str(client.ledger))
-    real = realization.realize(entries)
-    node = realization.get(real, client.accounts.clearing)
-    totals: dict[str, Decimal] = {}
-    if node is not None:
-        for pos in node.balance:
-            totals[pos.units.currency] = pos.units.number
-    return proc.returncode == 0, (proc.stdout + proc.stderr).strip(), totals
+    return proc.returncode == 0, (proc.stdout + proc.stderr).strip()
 
 
 # -- rules: explain, test, suggest, recategorize (issue 3) ---------------------------------------

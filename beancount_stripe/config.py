@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from beancount.core import account as bc_account
 
+from beancount_stripe.account_roots import root_problem
 from beancount_stripe.errors import ConfigError, KeySourceError
 
 # Every account of the booking model, with its default. ``{client}`` is replaced by the client's
@@ -756,6 +757,10 @@ def _check_accounts(report: _Report, path: str, value: Any) -> Any:
         reason = _account_reason(name.replace("{client}", "Client"))
         if reason:
             report.add(sub, f"`{name}` is not a valid Beancount account name: {reason}", fix)
+            continue
+        wrong_root = root_problem(key, name, DEFAULT_ACCOUNTS.get(key))
+        if wrong_root:
+            report.add(sub, *wrong_root)
             continue
         out[key] = (name, sub)
     return out

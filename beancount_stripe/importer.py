@@ -4,7 +4,13 @@ One importer per client (beangulp's model: the constructor takes the accounts). 
 archive ``fetch`` writes, a saved Stripe list response, or a bare JSON array of balance
 transactions, and books them with ``booking.book_all`` refined by the client's rules
 (``rules.book_with_rules``): exactly what ``sync`` would append.
-Transactions the ledger already has (same ``stripe_id``) are skipped.
+
+Transactions the ledger already has (same ``stripe_id``, or the money of a Capital CSV entry) are
+returned marked as duplicates, beangulp's convention: ``extract`` prints them commented out with
+the entry they duplicate, Fava's Import page shows them as duplicates and does not save them.
+
+A file that is identified but malformed raises ``ImportFileError``, a beangulp ``Error``: beangulp
+prints its message (what, where, fix) without a traceback and exits non-zero.
 """
 
 from __future__ import annotations
@@ -14,10 +20,30 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import beangulp
+import beangulp.exceptions
 from beancount.core import data
 
 from beancount_stripe import archive, capital, rules
 from beancount_stripe.config import ClientConfig, load_config
+from beancount_stripe.errors import BeancountStripeError, InputFileError
+
+DUPLICATE = "__duplicate__"  # beangulp.extract.DUPLICATE: the entry is already in the ledger
+
+
+class ImportFileError(InputFileError, beangulp.exceptions.Error):
+    """An input file an importer cannot book; also a beangulp ``Error``.
+
+    beangulp's ``extract``, ``identify`` and ``archive`` print an ``Error`` as a plain message
+    under the file's name (as for a file two importers claim) and exit 1, but print a traceback
+    for any other exception. Callers catching ``InputFileError`` keep working.
+    """
+
+    @classmethod
+    def wrap(cls, err: BeancountStripeError) -> ImportFileError:
+        return cls(err.what, where=err.where, fix=err.fix)
+
+    def __str__(self) -> str:
+        return self.render()
 
 
 class BalanceTransactionImporter(beangulp.Importer):
@@ -74,18 +100,38 @@ class BalanceTransactionImporter(beangulp.Importer):
         return None
 
     def extract(self, filepath: str, existing: data.Entries) -> data.Entries:
-        """Book every transaction in the file that ``existing`` does not have yet."""
-        booked = _stripe_ids(existing)
-        bts = [bt for bt in archive.read_transactions(Path(filepath)) if bt["id"] not in booked]
-        # Capital CSV rows booked before their balance transaction are that money already.
-        scanned = capital.scanned_from_entries(existing)
-        covered = capital.covered_by_capital(bts, scanned, self.client)
-        bts = [bt for bt in bts if bt["id"] not in covered]
-        pairs = rules.book_with_rules(bts, self.client)
-        return [_with_source(entry, filepath) for entry, _why in pairs]
+        """Book every transaction in the file; those a Capital CSV entry of ``existing`` already
+        books are marked duplicate here, those with a booked ``stripe_id`` by ``deduplicate``."""
+        try:
+            bts = archive.read_transactions(Path(filepath))
+            booked = _stripe_ids(existing)
+            # Capital CSV rows booked before their balance transaction are that money already.
+            scanned = capital.scanned_from_entries(existing)
+            fresh = [bt for bt in bts if bt["id"] not in booked]
+            covered = capital.covered_by_capital(fresh, scanned, self.client)
+            pairs = rules.book_with_rules(bts, self.client)
+        except BeancountStripeError as err:
+            raise ImportFileError.wrap(err) from None
+        out = []
+        for entry, _why in pairs:
+            entry = _with_source(entry, filepath)
+            if entry.meta.get("stripe_id") in covered:
+                entry.meta[DUPLICATE] = True  # booked by a Capital CSV entry, without its id
+            out.append(entry)
+        return out
 
     def deduplicate(self, entries: data.Entries, existing: data.Entries) -> None:
-        """Duplicates are exact (same stripe_id) and already dropped by ``extract``."""
+        """Mark entries whose ``stripe_id`` is in ``existing`` (the ledger, and in beangulp's
+        ``extract`` the files extracted before this one) with the entry they duplicate."""
+        by_id: dict[str, data.Directive] = {}
+        for e in existing or ():
+            sid = e.meta.get("stripe_id") if e.meta else None
+            if sid and not (e.meta.get(DUPLICATE)):
+                by_id.setdefault(str(sid), e)
+        for entry in entries:
+            target = by_id.get(str(entry.meta.get("stripe_id", "")))
+            if target is not None and target is not entry and not entry.meta.get(DUPLICATE):
+                entry.meta[DUPLICATE] = target
 
 
 def _stripe_ids(entries: Iterable[data.Directive] | None) -> set[str]:
@@ -113,7 +159,7 @@ def importers_from_config(path: str | Path) -> list[beangulp.Importer]:
 
 
 class CapitalImporter(beangulp.Importer):
-    """Stripe Capital CSV exports of one client → entries against its loan (capital.py).
+    """Stripe Capital CSV exports of one client → entries against its loan (``capital``).
 
     The same planning as ``beancount-stripe capital import``: rows the ledger already has are
     skipped, rows whose balance transaction is synced add only the fee part, the others book the
@@ -160,23 +206,26 @@ class CapitalImporter(beangulp.Importer):
         return self.client.accounts.capital_loan
 
     def extract(self, filepath: str, existing: data.Entries) -> data.Entries:
-        capital_file = capital.read_csv(Path(filepath), self.client)
-        bts, complete = capital.archive_for(self.client, capital_file.rows)
-        balances = {
-            (e.date, e.account, e.amount.currency): str(e.amount.number)
-            for e in existing or ()
-            if isinstance(e, data.Balance)
-        }
-        plan = capital.plan_import(
-            capital_file,
-            self.client,
-            capital.scanned_from_entries(existing),
-            booked_ids=_stripe_ids(existing),
-            archive_bts=bts,
-            complete_months=complete,
-            balances=balances,
-            filename=filepath,
-        )
+        try:
+            capital_file = capital.read_csv(Path(filepath), self.client)
+            bts, complete = capital.archive_for(self.client, capital_file.rows)
+            balances = {
+                (e.date, e.account, e.amount.currency): str(e.amount.number)
+                for e in existing or ()
+                if isinstance(e, data.Balance)
+            }
+            plan = capital.plan_import(
+                capital_file,
+                self.client,
+                capital.scanned_from_entries(existing),
+                booked_ids=_stripe_ids(existing),
+                archive_bts=bts,
+                complete_months=complete,
+                balances=balances,
+                filename=filepath,
+            )
+        except BeancountStripeError as err:
+            raise ImportFileError.wrap(err) from None
         return plan.directives
 
     def deduplicate(self, entries: data.Entries, existing: data.Entries) -> None:

@@ -26,7 +26,9 @@ from pathlib import Path
 from beancount.core import data
 from beancount.parser import printer
 
+from beancount_stripe import currency
 from beancount_stripe.atomic import write_atomic
+from beancount_stripe.currency_names import NAMES
 from beancount_stripe.errors import LedgerError
 
 _DATE_LINE = re.compile(
@@ -69,6 +71,7 @@ class LedgerState:
 
     stripe_ids: dict[str, datetime.date] = field(default_factory=dict)
     open_accounts: set[str] = field(default_factory=set)
+    commodities: set[str] = field(default_factory=set)  # currencies with a `commodity` directive
     # (date, account, currency) -> amount text of existing balance assertions
     balances: dict[tuple[datetime.date, str, str], str] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
@@ -144,6 +147,8 @@ def _scan_file(path: Path, state: LedgerState, seen: set[Path]) -> None:
                 start = index
             elif kind == "open" and m.group(3):
                 state.open_accounts.add(m.group(3))
+            elif kind == "commodity" and m.group(3):
+                state.commodities.add(m.group(3))
             elif kind == "balance" and m.group(3) and m.group(5):
                 state.balances[(date, m.group(3), m.group(5))] = m.group(4) or ""
         elif first in " \t":
@@ -320,6 +325,24 @@ def open_directives(
     """``open`` entries for accounts the ledger does not open yet, so it loads on its own."""
     meta = data.new_metadata("<beancount-stripe>", 0)
     return [data.Open(meta, date, acc, None, None) for acc in sorted(set(accounts) - already_open)]
+
+
+def commodity_directives(
+    currencies: Iterable[str], declared: set[str], date: datetime.date
+) -> list[data.Commodity]:
+    """``commodity`` entries for currencies the ledger does not declare yet.
+
+    Each names the currency and its display precision (Fava reads ``precision``), so a
+    zero-decimal JPY shows as 16,327 and a three-decimal BHD to the fils.
+    """
+    out = []
+    for com in sorted(set(currencies) - declared):
+        meta = data.new_metadata("<beancount-stripe>", 0)
+        meta["name"] = NAMES.get(com, com)
+        if currency.is_known(com):
+            meta["precision"] = Decimal(currency.exponent(com))
+        out.append(data.Commodity(meta, date, com))
+    return out
 
 
 OUTPUT_HEADER = """\

@@ -1890,11 +1890,14 @@ def apply_rules(
     for key, value in values.items():
         if key.startswith("meta:"):
             meta[key[5:]] = value
+    narration = values.get("narration", entry.narration)
+    if payee is not None and payee == narration:
+        payee = None  # "Advance funding" "Advance funding" says it twice; the narration is enough
     new = entry._replace(
         meta=meta,
         flag=flag,
         payee=payee,
-        narration=values.get("narration", entry.narration),
+        narration=narration,
         tags=frozenset(entry.tags | tags) if tags else entry.tags,
         links=frozenset(entry.links | links) if links else entry.links,
         postings=postings,

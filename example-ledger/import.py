@@ -8,7 +8,9 @@
 
 Importers come from ../config/clients.yaml (one per client, plus one for the Capital CSV exports
 of each client with a loan), so `extract` books exactly what `beancount-stripe sync` and
-`beancount-stripe capital import` book, and skips what the ledger already has.
+`beancount-stripe capital import` book; what the ledger already has comes out marked as a
+duplicate (commented out by `extract`, shown as such on Fava's Import page). Fava's `import-dirs`
+is each client's inbox/ (hand-saved Stripe JSON, Capital CSVs), never the archive.
 
 acme's bank statements (bank/usd.csv, bank/eur.csv) are read by a small CSV importer; the
 payouts hook then books each bank line that matches a Stripe payout to the transit account with

@@ -259,6 +259,9 @@ def test_every_type_books(bt_type: str, category: str, expected: str):
     expected_meta = {"stripe_id": "txn_T1", "stripe_source": source, "stripe_type": bt_type}
     if category != bt_type:
         expected_meta["stripe_category"] = category
+    if expected == "capital_loan":  # Capital descriptions are ids: metadata, not the payee
+        expected_meta["stripe_description"] = bt["description"]
+        assert entry.payee == "Stripe Capital"
     assert meta == expected_meta
     assert list(meta) == list(expected_meta)  # order is part of the contract
     assert entry.links == ({"po_1ABC"} if bt_type in booking.PAYOUT_TYPES else set())

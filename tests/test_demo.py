@@ -36,7 +36,8 @@ def test_demo_regenerates_the_committed_example_ledger(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
-    assert "bean-check: clean" in out and "ties out" in out and "DIFFERS" not in out
+    assert "bean-check: clean" in out and "ties out" in out and "differs by" not in out
+    assert "open in the ledger" in out
     assert "Open the books in Fava" in out
     # --fresh removed the generated files, so the whole history was synced again
     assert "booked 1,200 new entries" in out and "booked 0 new entries" not in out

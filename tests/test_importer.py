@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,11 +14,11 @@ from beancount.parser import printer
 
 from beancount_stripe import archive
 from beancount_stripe.errors import InputFileError
-from beancount_stripe.importer import BalanceTransactionImporter
+from beancount_stripe.importer import DUPLICATE, BalanceTransactionImporter
 from beancount_stripe.simulator import World
 from beancount_stripe.sync import fetch_client, sync_client
 
-from .conftest import ClientFactory
+from .conftest import REPO, ClientFactory
 
 
 def _text(entries: list) -> list[str]:
@@ -35,14 +36,20 @@ def test_extract_books_exactly_what_sync_books(make_client: ClientFactory) -> No
     assert _text(extracted) == _text(report.booked)
 
 
-def test_extract_skips_what_the_ledger_already_has(make_client: ClientFactory) -> None:
+def test_extract_marks_what_the_ledger_already_has(make_client: ClientFactory) -> None:
+    """beangulp's convention: duplicates are returned marked, so the user sees why."""
     client = make_client()
     sync_client(client)
     existing, errors, _ = loader.load_file(str(client.ledger))
     assert not errors
+    booked = {e.meta["stripe_id"]: e for e in existing if "stripe_id" in e.meta}
     importer = BalanceTransactionImporter(client)
     for _m, path in archive.month_files(client.archive_dir):
-        assert importer.extract(str(path), existing) == []
+        entries = importer.extract(str(path), existing)
+        assert len(entries) == len(archive.read_transactions(path))
+        importer.deduplicate(entries, existing)
+        for e in entries:
+            assert e.meta[DUPLICATE] is booked[e.meta["stripe_id"]]
 
 
 def test_identify_is_specific_to_the_client(make_client: ClientFactory, tmp_path: Path) -> None:
@@ -164,41 +171,62 @@ def test_beangulp_extract_command(make_client: ClientFactory, tmp_path: Path) ->
         text=True,
         check=True,
     ).stdout
-    assert 'stripe_id: "txn_' not in again
+    ids = [line for line in again.splitlines() if 'stripe_id: "txn_' in line]
+    assert len(ids) == n_archived, "every transaction is shown"
+    assert all(line.startswith(";") for line in ids), "each one commented out as a duplicate"
+    assert again.count(f"; duplicate of {client.output}:") == n_archived
 
 
-def test_fava_import_page_lists_and_extracts(make_client: ClientFactory, tmp_path: Path) -> None:
+def test_example_ledgers_import_from_an_inbox_not_the_archive() -> None:
+    """Fava's Move and × buttons act on the files of `import-dirs`: never the audit trail."""
+    ledgers = sorted((REPO / "example-ledger").glob("*/ledger.beancount"))
+    assert ledgers
+    for ledger in ledgers:
+        dirs = re.findall(r'custom "fava-option" "import-dirs" "([^"]*)"', ledger.read_text())
+        assert dirs == ["inbox"], ledger
+        assert (ledger.parent / "inbox").is_dir(), ledger
+
+
+def test_fava_import_page_lists_the_inbox_and_shows_duplicates(
+    make_client: ClientFactory, world: World, tmp_path: Path
+) -> None:
     from fava.application import create_app
 
     client = make_client()
-    fetch_client(client)
     cfg = _write_config(tmp_path, client, client.key.ref)
     script = _write_import_script(tmp_path, cfg)
-    client.ledger.parent.mkdir(parents=True, exist_ok=True)
+    inbox = client.ledger.parent / "inbox"
+    inbox.mkdir(parents=True)
     client.ledger.write_text(
         'option "title" "Acme"\n'
         f'2024-01-01 custom "fava-option" "import-config" "{script}"\n'
-        f'2024-01-01 custom "fava-option" "import-dirs" "{client.archive_dir}"\n'
+        '2024-01-01 custom "fava-option" "import-dirs" "inbox"\n'
+        'include "stripe.beancount"\n'
     )
+    sync_client(client)
+    bts = [dict(bt) for bt in world.accounts[client.stripe_account].history.transactions[:5]]
+    new = {**bts[0], "id": "txn_1NotYetBooked000"}
+    saved = inbox / "balance_transactions.json"
+    saved.write_text(json.dumps({"object": "list", "data": [*bts, new], "has_more": False}))
+    (inbox / "notes.json").write_text('{"hello": "world"}')
+
     app = create_app([str(client.ledger)], load=True)
     app.config["TESTING"] = True
     web = app.test_client()
-    page = web.get("/acme/import/")
-    assert page.status_code == 200
+    assert web.get("/acme/import/").status_code == 200
     listed = web.get("/acme/api/imports").get_json()["data"]
-    ours = [
-        f
+    ours = {
+        f["basename"]
         for f in listed
         if any(i["importer_name"] == "beancount_stripe.acme" for i in f["importers"])
-    ]
-    months = archive.month_files(client.archive_dir)
-    assert len(ours) == len(months)
-    first = months[0][1]
+    }
+    assert ours == {"balance_transactions.json"}, "the inbox only; a stray JSON is not ours"
+    assert not any("/archive/" in f["name"] for f in listed)
     got = web.get(
         "/acme/api/extract",
-        query_string={"filename": str(first), "importer": "beancount_stripe.acme"},
+        query_string={"filename": str(saved), "importer": "beancount_stripe.acme"},
     )
     assert got.status_code == 200, got.data[:500]
     entries = got.get_json()["data"]
-    assert len(entries) == len(archive.read_transactions(first))
-    assert all(e["meta"]["stripe_id"].startswith("txn_") for e in entries)
+    duplicate = {e["meta"]["stripe_id"]: bool(e["meta"].get(DUPLICATE)) for e in entries}
+    assert duplicate == {**{bt["id"]: True for bt in bts}, new["id"]: False}

@@ -79,7 +79,7 @@ def test_a_remaining_balance_the_ledger_contradicts_is_refused(tmp_path: Path) -
     with pytest.raises(InputFileError) as info:
         plan(rows, tmp_path)
     message = str(info.value)
-    assert "ft.csv, row 3:" in message
+    assert "ft.csv:3, row 3:" in message
     assert "the export says 1044.00 USD left to repay" in message
     assert "the ledger and this file give 1045.00 USD" in message
 

@@ -158,7 +158,7 @@ def test_a_bad_row_stops_the_import_and_writes_nothing(
     before = tree_digest(tmp_path / "books")
     code, _out, err = run(books, "import", str(source), "--client", "acme")
     assert code == 2
-    assert f"{source}, row 3:" in err and reason in err
+    assert f"{source}:3, row 3:" in err and reason in err
     assert "Traceback" not in err
     assert tree_digest(tmp_path / "books") == before
 

@@ -14,7 +14,7 @@ import pytest
 from beancount import loader
 from beancount.core import data, realization
 
-from beancount_stripe import capital
+from beancount_stripe import capital, currency
 from beancount_stripe.config import ClientConfig, LoanConfig
 
 from .conftest import capital_client
@@ -71,7 +71,7 @@ def test_golden(name: str, tmp_path: Path) -> None:
     clearing = balances(entries, client.accounts.clearing)
     assert clearing == {
         rows[0].commodity: sum(
-            (capital.currency.to_decimal(r.amount, r.commodity) for r in rows), Decimal(0)
+            (currency.to_decimal(r.amount, r.commodity) for r in rows), Decimal(0)
         )
     }
 

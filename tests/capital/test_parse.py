@@ -366,14 +366,17 @@ def test_bad_headers(tmp_path: Path, header: list[str], expected: str) -> None:
 
 def test_financing_errors(tmp_path: Path) -> None:
     bad_split = financing_row(advance_amount="10.00", fee_amount="2.00", total_amount="11.00")
-    assert "row 2: advance 10.00 USD + fee 2.00 USD is not the amount 11.00 USD" in error(
-        csv_text(FINANCING_HEADER, [bad_split]), tmp_path
+    assert (
+        "row 2: `advance_amount` 10.00 USD + `fee_amount` 2.00 USD is not `total_amount` "
+        in error(csv_text(FINANCING_HEADER, [bad_split]), tmp_path)
     )
     unknown = financing_row(financing_offer="financingoffer_1Nope")
     assert "loan `financingoffer_1Nope` is not in the configuration" in error(
         csv_text(FINANCING_HEADER, [unknown]), tmp_path
     )
-    fee = financing_row(type="payout", advance_amount="1000.00", fee_amount="90.00")
+    fee = financing_row(
+        type="payout", advance_amount="1000.00", fee_amount="90.00", total_amount="1090.00"
+    )
     assert "gives the loan's fee as 90.00 USD" in error(csv_text(FINANCING_HEADER, [fee]), tmp_path)
 
 

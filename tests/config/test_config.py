@@ -745,3 +745,14 @@ def test_check_config_includes_load_errors(tmp_path: Path, monkeypatch: pytest.M
         (5, "clients[0].key"),
         (7, "clients[0].timezone"),
     ]
+
+
+def test_every_booking_account_has_a_root_its_default_obeys() -> None:
+    from beancount_stripe.account_roots import ROOTS, root_problem
+    from beancount_stripe.config import DEFAULT_ACCOUNTS
+
+    assert set(ROOTS) == set(DEFAULT_ACCOUNTS), "a new booking account needs its root(s)"
+    for key, default in DEFAULT_ACCOUNTS.items():
+        assert root_problem(key, default, default) is None, key
+    assert root_problem("clearing", "Income:Acme:Stripe") is not None
+    assert root_problem("revenue", "Assets:Acme:Sales") is not None
