@@ -628,6 +628,9 @@ def _sync_locked(
         if report.untied:
             report.period = _archive_period(client, known.values())
             report.warnings.append(_untied_message(report))
+
+    if not dry_run:
+        report.changed_files.extend(fetch_payout_contents(client, gw, known))
     report.requests = gw.request_count
 
     new_bts = [bt for bt in known.values() if bt["id"] not in state.stripe_ids]
@@ -700,6 +703,23 @@ def _sync_locked(
     return report
 
 
+def fetch_payout_contents(
+    client: ClientConfig,
+    gateway: StripeGateway,
+    known: Mapping[str, Mapping[str, Any]],
+) -> list[Path]:
+    """Record what each payout settles (issue 8), beside the archive; see reconcile.py.
+
+    ``known`` skips old booked months; the first time (no payouts recorded yet) the whole
+    archive is read so that every payout of the history is recorded once.
+    """
+    from beancount_stripe import reconcile
+
+    if not archive.payouts_path(client.archive_dir).exists():
+        known = {**read_archive(client), **known}
+    return reconcile.record_payout_contents(client, gateway, known).changed_files
+
+
 def fetch_client(
     client: ClientConfig,
     *,
@@ -718,7 +738,9 @@ def fetch_client(
     # starting at the account's creation costs one request per month not yet complete.
     lower = int(account.get("created") or STRIPE_EPOCH)
     with ledger.locked(client.ledger):  # a sync merging the same month file must wait
-        return fetch(client, gw, lower=lower, now=now, overlap=overlap, progress=progress)
+        result = fetch(client, gw, lower=lower, now=now, overlap=overlap, progress=progress)
+        result.changed_files.extend(fetch_payout_contents(client, gw, result.transactions))
+        return result
 
 
 def _archive_period(
