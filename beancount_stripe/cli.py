@@ -452,11 +452,9 @@ def format_report(
             f"  entries flagged for review (flag !): {health.open_flagged:,} open in the ledger, "
             f"{report.flagged:,} of them new"
         )
-        for t in health.transit:
-            lines.append(
-                f"  in transit to the bank: {t.amount:,} {t.currency} "
-                f"({t.payouts:,} payout(s) no bank entry has cleared)"
-            )
+        if health.transit:  # the payouts line below counts them; this is the money
+            amounts = ", ".join(f"{t.amount:,} {t.currency}" for t in health.transit)
+            lines.append(f"  on the transit account (no bank entry has cleared it): {amounts}")
         if checked:
             lines.append(
                 click.style("  bean-check: clean", fg="green")
