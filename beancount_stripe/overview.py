@@ -43,7 +43,8 @@ def balances(
 
 @dataclass
 class PayoutRow:
-    """One payout as the ledger sees it (until reconcile.list_payouts replaces this)."""
+    """One payout as the ledger sees it, with what the recorded payout adds (Stripe's status,
+    arrival date, contents); the bank side matched when a bank entry with its link clears it."""
 
     payout_id: str
     date: datetime.date
@@ -56,6 +57,7 @@ class PayoutRow:
     stripe_ids: list[str] = field(default_factory=list)
     arrival: datetime.date | None = None  # Stripe's expected arrival at the bank
     stripe_status: str | None = None  # Stripe's own status (paid, in_transit, failed, …)
+    settles: int | None = None  # balance transactions it paid out (None: manual or unknown)
 
 
 def payouts(entries: Iterable[data.Directive], client: ClientConfig) -> list[PayoutRow]:
@@ -126,6 +128,24 @@ def add_stripe_details(
             if isinstance(source.get("status"), str):
                 row.stripe_status = source["status"]
             break
+
+
+def add_recorded_details(
+    rows: Sequence[PayoutRow], records: Mapping[str, Mapping[str, Any]], tz: str
+) -> None:
+    """Fill arrival date, Stripe status and contents count from the recorded payouts
+    (``archive/payouts.ndjson``, written by each sync; see ``reconcile.record_payout_contents``)."""
+    zone = ZoneInfo(tz)
+    for row in rows:
+        rec = records.get(row.payout_id)
+        if rec is None:
+            continue
+        if isinstance(rec.get("arrival_date"), int):
+            row.arrival = datetime.datetime.fromtimestamp(rec["arrival_date"], zone).date()
+        if isinstance(rec.get("status"), str):
+            row.stripe_status = rec["status"]
+        members = rec.get("transactions")
+        row.settles = len(members) if isinstance(members, list) else None
 
 
 def in_transit(rows: Sequence[PayoutRow]) -> dict[str, Decimal]:

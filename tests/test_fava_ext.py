@@ -132,6 +132,28 @@ def test_total_in_transit_equals_the_transit_balance(fava: Recorder, books: Path
     assert len(rows) == 100 and all(arrival >= day for day, arrival in rows)
 
 
+def test_a_payout_drills_down_to_the_transactions_it_settled(fava: Recorder, books: Path) -> None:
+    from beancount_stripe import archive
+
+    page = fava.get("/acme-coffee-roasters/extension/Stripe/").get_data(as_text=True)
+    shown = re.findall(r'data-payout="(po_[^"]+)"><summary>(\d+)</summary>', page)
+    assert shown, "automatic payouts offer their transactions"
+    records = archive.read_payouts(books / "example-ledger/acme/archive")
+    payout_id, count = shown[0]
+    members = records[payout_id]["transactions"]
+    assert int(count) == len(members)
+    got = fava.get(f"/acme-coffee-roasters/extension/Stripe/payout?id={payout_id}").get_json()
+    assert got["ok"] and [t["id"] for t in got["transactions"]] == sorted(
+        (m["id"] for m in members),
+        key=lambda i: next((m["created"], m["id"]) for m in members if m["id"] == i),
+    )
+    assert all(
+        t["account"].startswith(("Income:", "Expenses:", "Assets:")) for t in got["transactions"]
+    )
+    missing = fava.get("/acme-coffee-roasters/extension/Stripe/payout?id=po_nothing")
+    assert missing.status_code == 404 and "po_nothing" in missing.get_json()["error"]
+
+
 ACTIONS = ("sync", "check", "accept", "change_account", "add_rule")
 
 

@@ -184,6 +184,14 @@ def test_example_ledgers_in_the_browser(tmp_path: Path) -> None:
             for section in (*SECTIONS, "stripe-capital", "stripe-firm"):
                 page.locator(f"#{section}").screenshot(path=str(shots / f"example-{section}.png"))
             assert "flxln_18CWiQCQ0exodBPO2rtX3Pf4" in page.inner_text("#stripe-capital")
+            # a payout opens onto the transactions it settled (read-only mode allows it: GET)
+            payout = page.locator(".stripe-payout-txns").first
+            settled = int(payout.locator("summary").inner_text())
+            payout.locator("summary").click()
+            page.wait_for_selector(".stripe-payout-txns[open] tbody tr", timeout=20_000)
+            assert payout.locator("tbody tr").count() == settled
+            assert "txn_" in payout.locator("tbody").inner_text()
+            payout.screenshot(path=str(shots / "example-payout-drilldown.png"))
             page.click("#stripe-firm >> text=Kyoto Tea House")
             page.wait_for_selector("text=acct_1KyotoTeaHouse01", timeout=20_000)
             assert "/kyoto-tea-house/extension/Stripe/" in page.url

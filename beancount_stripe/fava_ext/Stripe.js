@@ -118,10 +118,34 @@ function bindRow(row) {
   });
 }
 
+function bindPayout(details) {
+  // A payout's transactions, loaded once when its row is opened.
+  details.addEventListener("toggle", async () => {
+    const body = details.querySelector("tbody");
+    if (!details.open || details.dataset.loaded) return;
+    details.dataset.loaded = "1";
+    const q = `id=${encodeURIComponent(details.dataset.payout)}`;
+    const response = await fetch(`${endpoint("payout")}?${q}`);
+    const data = await response.json();
+    if (!data.ok) {
+      const row = body.insertRow();
+      row.insertCell().textContent = data.error;
+      return;
+    }
+    for (const t of data.transactions) {
+      const row = body.insertRow();
+      for (const value of [t.date, t.id, t.type, t.amount, t.fee, t.account]) {
+        row.insertCell().textContent = value;
+      }
+    }
+  });
+}
+
 function init() {
   const root = pageRoot();
   if (!root || root.dataset.bound) return;
   root.dataset.bound = "1";
+  for (const details of document.querySelectorAll(".stripe-payout-txns")) bindPayout(details);
   const status = document.getElementById("stripe-job");
   document.getElementById("stripe-sync-now")?.addEventListener("click", async () => {
     say(status, "starting…");

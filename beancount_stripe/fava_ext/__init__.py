@@ -37,7 +37,16 @@ from fava.internal_api import BarChart
 from flask import current_app, jsonify, request
 from flask.wrappers import Response
 
-from beancount_stripe import categorize, ledger, overview, review, rules, sync_state
+from beancount_stripe import (
+    archive,
+    categorize,
+    ledger,
+    overview,
+    reconcile,
+    review,
+    rules,
+    sync_state,
+)
 from beancount_stripe.config import ClientConfig, Config, load_config
 from beancount_stripe.errors import BeancountStripeError
 from beancount_stripe.stripe_api import mask_secrets
@@ -78,6 +87,7 @@ class Stripe(FavaExtensionBase):
         self.app_config: Config | None = None
         self.client: ClientConfig | None = None
         self._archive = review.ArchiveCache()
+        self._payouts_cache: tuple[Any, dict[str, dict[str, Any]]] | None = None
         self._snapshot: tuple[Any, Snapshot] | None = None
         self._capital: tuple[Any, Any] | None = None
         self._job_lock = threading.Lock()
@@ -198,6 +208,9 @@ class Stripe(FavaExtensionBase):
         assert self.client is not None
         todo = [r for r in rows if r.stripe_status is None and r.arrival is None]
         if todo:
+            overview.add_recorded_details(todo, self._recorded_payouts(), self.client.timezone)
+            todo = [r for r in todo if r.stripe_status is None and r.arrival is None]
+        if todo:
             wanted = {r.stripe_ids[0]: r.date.strftime("%Y-%m") for r in todo if r.stripe_ids}
             bts = self._archive.find(self.client, wanted)
             overview.add_stripe_details(todo, bts, self.client.timezone)
@@ -205,6 +218,50 @@ class Stripe(FavaExtensionBase):
                 if r.stripe_status is None:
                     r.stripe_status = ""  # looked up once; not in the archive
         return rows
+
+    def _recorded_payouts(self) -> dict[str, dict[str, Any]]:
+        """``archive/payouts.ndjson`` by payout id, read again only when the file changes."""
+        assert self.client is not None
+        path = archive.payouts_path(self.client.archive_dir)
+        stamp = (path, _mtime(path))
+        if self._payouts_cache is None or self._payouts_cache[0] != stamp:
+            try:
+                records = archive.read_payouts(self.client.archive_dir)
+            except BeancountStripeError:
+                records = {}
+            self._payouts_cache = (stamp, records)
+        return self._payouts_cache[1]
+
+    @extension_endpoint("payout", ["GET"])
+    def payout(self) -> Response:
+        """The balance transactions one payout settled, with the account each is booked to."""
+        if self.client is None:
+            return _json_error(self.setup_error or "no client configured", 400)
+        payout_id = str(request.args.get("id") or "")
+        try:
+            rows = reconcile.payout_transactions(
+                self.client, payout_id, ledger_entries=self.ledger.all_entries
+            )
+        except BeancountStripeError as e:
+            return _json_error(mask_secrets(str(e)), 404)
+        return jsonify(
+            {
+                "ok": True,
+                "transactions": [
+                    {
+                        "id": t.id,
+                        "type": t.type,
+                        "date": t.created.isoformat(),
+                        "amount": f"{t.amount} {t.currency}",
+                        "fee": f"{t.fee} {t.currency}",
+                        "net": f"{t.net} {t.currency}",
+                        "account": t.account or "not booked yet",
+                        "description": t.description,
+                    }
+                    for t in rows
+                ],
+            }
+        )
 
     def capital(self) -> overview.CapitalView | None:
         assert self.client is not None
