@@ -26,6 +26,7 @@ import orjson
 
 from beancount_stripe import heap
 from beancount_stripe.atomic import write_atomic
+from beancount_stripe.bt_check import check_bt
 from beancount_stripe.errors import InputFileError, LedgerError
 
 HEADER_OBJECT = "beancount_stripe.archive"
@@ -218,7 +219,7 @@ def read_transactions(
                         fix="restore the file from git, or delete it and run `beancount-stripe "
                         "fetch` to fetch that month again",
                     ) from None
-                rows.append(obj if _plainly_valid(obj) else _check_bt(obj, f"{path}:{lineno}"))
+                rows.append(_check_bt(obj, f"{path}:{lineno}"))
         return rows
     try:
         with open(path, encoding="utf-8-sig") as f, heap.quiet_gc():
@@ -236,96 +237,17 @@ def read_transactions(
             where=str(path),
             fix='save the body of `GET /v1/balance_transactions` ({"object": "list", ...})',
         )
-    return [
-        obj if _plainly_valid(obj) else _check_bt(obj, f"{path}: data[{i}]")
-        for i, obj in enumerate(data)
-    ]
-
-
-_REQUIRED = ("id", "amount", "fee", "net", "currency", "created", "type")
-
-
-_REQUIRED_KEYS = frozenset(_REQUIRED)
-
-
-def _plainly_valid(obj: Any) -> bool:
-    """What ``_check_bt`` checks, in one go for the common case (a big archive has 100k
-    lines); ``_check_bt`` then only runs to say what is wrong."""
-    if type(obj) is not dict or not obj.keys() >= _REQUIRED_KEYS:
-        return False
-    created, txn_id, code, kind = obj["created"], obj["id"], obj["currency"], obj["type"]
-    return (
-        obj.get("object", "balance_transaction") == "balance_transaction"
-        and type(obj["amount"]) is int
-        and type(obj["fee"]) is int
-        and type(obj["net"]) is int
-        and type(created) is int
-        and type(txn_id) is str
-        and _ID_RE.fullmatch(txn_id) is not None
-        and type(code) is str
-        and code != ""
-        and type(kind) is str
-        and kind != ""
-        and 0 <= created < _LAST_CREATED
-    )
+    return [_check_bt(obj, f"{path}: data[{i}]") for i, obj in enumerate(data)]
 
 
 def _check_bt(obj: Any, where: str) -> dict[str, Any]:
-    if (
-        not isinstance(obj, dict)
-        or obj.get("object", "balance_transaction") != "balance_transaction"
-    ):
-        raise InputFileError(
-            "not a balance transaction object",
-            where=where,
-            fix="the file must hold only balance transactions (`txn_…`)",
-        )
-    missing = [k for k in _REQUIRED if k not in obj]
-    if missing:
-        raise InputFileError(
-            f"balance transaction {obj.get('id', '?')} lacks {', '.join(missing)}",
-            where=where,
-            fix="save the full objects as the API returns them",
-        )
-    for k in ("amount", "fee", "net", "created"):
-        if not isinstance(obj[k], int) or isinstance(obj[k], bool):
-            raise InputFileError(
-                f"balance transaction {obj['id']}: `{k}` must be an integer, got {obj[k]!r}",
-                where=where,
-                fix="amounts in Stripe JSON are integers in minor units; do not edit them",
-            )
-    _check_fields(obj, where)
-    return obj
-
-
-_ID_RE = re.compile(r"txn_[0-9A-Za-z_]+")
-_LAST_CREATED = 32503680000  # 3000-01-01: later is a damaged timestamp, not a date to book
-
-
-def _check_fields(obj: dict[str, Any], where: str) -> None:
-    """The fields booking trusts beyond the amounts: an id the ledger scan can find again, text
-    where text is expected, a ``created`` instant a date can hold."""
-    fix = "use the balance transactions exactly as the Stripe API returned them"
-    if not isinstance(obj["id"], str) or not _ID_RE.fullmatch(obj["id"]):
-        raise InputFileError(
-            f"balance transaction id {obj['id']!r} is not a Stripe id (`txn_` and letters, digits)",
-            where=where,
-            fix=fix,
-        )
-    for k in ("currency", "type"):
-        if not isinstance(obj[k], str) or not obj[k]:
-            raise InputFileError(
-                f"balance transaction {obj['id']}: `{k}` must be text, got {obj[k]!r}",
-                where=where,
-                fix=fix,
-            )
-    if not 0 <= obj["created"] < _LAST_CREATED:
-        raise InputFileError(
-            f"balance transaction {obj['id']}: `created` {obj['created']} is not a Unix time "
-            "in seconds between 1970 and 3000",
-            where=where,
-            fix=fix,
-        )
+    """The one balance-transaction check (``bt_check``), with the fix for a file on disk."""
+    return check_bt(
+        obj,
+        where=where,
+        fix="restore the file from git, or save the objects exactly as the Stripe API returned "
+        "them; for an archive month, delete its file and run `beancount-stripe fetch` again",
+    )
 
 
 def write_month(
@@ -364,3 +286,62 @@ def write_month(
     }
     text = "\n".join([dumps(header_obj), *(dumps(bt) for bt in ordered)]) + "\n"
     return write_atomic(path, text)
+
+
+# -- payout contents (reconcile.py) ---------------------------------------------------------------
+
+PAYOUTS_FILE = "payouts.ndjson"
+PAYOUTS_OBJECT = "beancount_stripe.payouts"
+
+
+def payouts_path(archive_dir: Path) -> Path:
+    """JSON Lines too, but not named ``*.jsonl``: what globs the archive for months skips it."""
+    return archive_dir / PAYOUTS_FILE
+
+
+def read_payouts(archive_dir: Path) -> dict[str, dict[str, Any]]:
+    """Recorded payouts by id (``{}`` when none were recorded yet).
+
+    One payout per line after a header line; see ``reconcile.record_payout_contents``.
+    """
+    path = payouts_path(archive_dir)
+    out: dict[str, dict[str, Any]] = {}
+    if not path.exists():
+        return out
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputFileError(
+                    f"line is not valid JSON ({e.msg}, column {e.colno})",
+                    where=f"{path}:{lineno}",
+                    fix="delete the file; the next sync records every payout again",
+                ) from None
+            if lineno == 1 and obj.get("object") == PAYOUTS_OBJECT:
+                continue
+            if not isinstance(obj, dict) or not str(obj.get("id", "")).startswith("po_"):
+                raise InputFileError(
+                    "not a recorded payout",
+                    where=f"{path}:{lineno}",
+                    fix="delete the file; the next sync records every payout again",
+                )
+            out[obj["id"]] = obj
+    return out
+
+
+def write_payouts(
+    archive_dir: Path, client: str, stripe_account: str, records: Mapping[str, Mapping[str, Any]]
+) -> bool:
+    """Write every recorded payout atomically, sorted by (created, id); True if bytes changed."""
+    header = {
+        "object": PAYOUTS_OBJECT,
+        "version": ARCHIVE_VERSION,
+        "client": client,
+        "stripe_account": stripe_account,
+    }
+    ordered = sorted(records.values(), key=lambda r: (r.get("created", 0), r["id"]))
+    text = "\n".join([dumps(header), *(dumps(r) for r in ordered)]) + "\n"
+    return write_atomic(payouts_path(archive_dir), text)

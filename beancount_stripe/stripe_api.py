@@ -8,6 +8,7 @@ plain dicts in Stripe's wire shape so nothing above it depends on the SDK.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import threading
@@ -19,14 +20,23 @@ from typing import Any
 import stripe
 
 from beancount_stripe import privacy
+from beancount_stripe.bt_check import check_bt, json_type
 from beancount_stripe.errors import (
     BeancountStripeError,
+    ConfigError,
     MissingPermissionError,
     StripeAccessError,
     StripeUnavailableError,
 )
 
 PAGE_SIZE = 100
+STRIPE_API = "https://api.stripe.com"
+#: Where the API base URL can be set, for messages that ask to correct it.
+API_BASE_FIX = (
+    "check `api_base` in the client's configuration, the --api-base option and the "
+    "BEANCOUNT_STRIPE_API_BASE environment variable: leave them unset for Stripe itself "
+    f"({STRIPE_API}), or point them at the simulator's URL"
+)
 
 
 @dataclass(frozen=True)
@@ -154,17 +164,34 @@ class StripeGateway:
     def account(self, *, as_connected: bool = True) -> dict[str, Any]:
         """``GET /v1/account``: the account the key opens (the connected one in Connect mode)."""
         opts = self._options() if as_connected else {}
-        return self._call(
+        what = "GET /v1/account"
+        acct = self._call(
             lambda: self._client.v1.accounts.retrieve_current(options=opts),  # type: ignore[arg-type]
-            "GET /v1/account",
+            what,
         )
+        if acct.get("object") != "account" or not isinstance(acct.get("id"), str):
+            raise self._not_stripe(what, "a JSON object that is not a Stripe account")
+        return acct
 
     def balance(self) -> dict[str, Any]:
-        """``GET /v1/balance``."""
-        return self._call(
+        """``GET /v1/balance``, its ``available`` and ``pending`` amounts checked."""
+        what = "GET /v1/balance"
+        bal = self._call(
             lambda: self._client.v1.balance.retrieve(options=self._options()),  # type: ignore[arg-type]
-            "GET /v1/balance",
+            what,
         )
+        for part in ("available", "pending"):
+            items = bal.get(part)
+            if not isinstance(items, list) or not all(
+                isinstance(i, dict)
+                and type(i.get("amount")) is int
+                and isinstance(i.get("currency"), str)
+                for i in items
+            ):
+                raise self._not_stripe(
+                    what, f"a balance whose `{part}` is not a list of amounts and currencies"
+                )
+        return bal
 
     def balance_transactions(
         self,
@@ -190,7 +217,10 @@ class StripeGateway:
             params["created"] = created
         if expand_source:
             params["expand"] = ["data.source"]
+        what = "GET /v1/balance_transactions"
         cursor_key, cursor = ("ending_before", ending_before) if ending_before else ("", None)
+        seen: set[str] = set()
+        page_no = 0
         while True:
             page_params = dict(params)
             if cursor_key and cursor:
@@ -204,25 +234,79 @@ class StripeGateway:
                         "get", "/v1/balance_transactions", **p, **self._options()
                     ).data
                 ),
-                "GET /v1/balance_transactions",
+                what,
             )
-            items = page.get("data") or []
+            page_no += 1
+            items, has_more = self._page(page, what, page_no)
+            self._check_progress(items, has_more, seen, what, page_no, cursor)
             if self.minimise is not None:
-                items = [self.minimise(bt) if isinstance(bt, dict) else bt for bt in items]
+                items = [self.minimise(bt) for bt in items]
             if on_page:
                 on_page(len(items))
+            yield from items
+            if not has_more:
+                return
+            # Newest first either way: with ending_before (walking toward newer items) the next
+            # cursor is the newest item of this page, with starting_after the oldest.
             if ending_before:
-                # ending_before pages come newest-first; walking toward newer items means the next
-                # cursor is the newest item of this page.
-                yield from items
-                if not page.get("has_more") or not items:
-                    return
                 cursor_key, cursor = "ending_before", items[0]["id"]
             else:
-                yield from items
-                if not page.get("has_more") or not items:
-                    return
                 cursor_key, cursor = "starting_after", items[-1]["id"]
+
+    def _page(
+        self, page: dict[str, Any], what: str, page_no: int
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """A list page's balance transactions, each checked, and its ``has_more``."""
+        items = page.get("data")
+        has_more = page.get("has_more")
+        if page.get("object") != "list" or not isinstance(items, list):
+            got = "no `data`" if items is None else f"`data` that is {json_type(items)}"
+            raise self._not_stripe(what, f"a JSON object with {got}, not a Stripe list")
+        if not isinstance(has_more, bool):
+            raise self._not_stripe(what, f"a list whose `has_more` is {json_type(has_more)}")
+        where = f"client {self.client_id}: {what} from {self.api_base}, page {page_no}"
+        fix = (
+            "the server sent a malformed balance transaction and nothing was written; if "
+            f"api_base is not Stripe's own URL, correct it ({API_BASE_FIX}); otherwise report it"
+        )
+        checked = [check_bt(bt, where=where, index=i, fix=fix) for i, bt in enumerate(items)]
+        return checked, has_more
+
+    def _check_progress(
+        self,
+        items: list[dict[str, Any]],
+        has_more: bool,
+        seen: set[str],
+        what: str,
+        page_no: int,
+        cursor: str | None,
+    ) -> None:
+        """Refuse a page that repeats ids already listed, or ``has_more`` with nothing in it.
+
+        Cursor paging never returns an id twice; a server that does (the same page again, a
+        cursor that does not move) would otherwise be asked for the next page forever.
+        """
+        repeated = [bt["id"] for bt in items if bt["id"] in seen]
+        ids = [bt["id"] for bt in items]
+        if not repeated and len(set(ids)) != len(ids):
+            repeated = sorted({i for i in ids if ids.count(i) > 1})
+        problem = ""
+        if repeated:
+            moved = f"after cursor {cursor}" if cursor else "on the first page"
+            problem = (
+                f"page {page_no} ({moved}) repeats {len(repeated)} balance transaction(s) "
+                f"already listed, e.g. {repeated[0]}: the cursor does not advance"
+            )
+        elif has_more and not items:
+            problem = f"page {page_no} is empty but says `has_more: true`"
+        if problem:
+            raise StripeUnavailableError(
+                f"{what} at {self.api_base}: {problem}; stopped paging instead of looping",
+                where=f"client {self.client_id}",
+                fix="nothing was written; try again later. If it persists and api_base is not "
+                f"Stripe's own URL, correct it ({API_BASE_FIX})",
+            )
+        seen.update(ids)
 
     def probe_permissions(self) -> dict[str, MissingPermissionError]:
         """One small request per required permission; the permissions the key lacks.
@@ -243,10 +327,60 @@ class StripeGateway:
                 missing.setdefault(e.permission, e)
         return missing
 
+    def payout(self, payout_id: str) -> dict[str, Any]:
+        """``GET /v1/payouts/:id``: a payout's current status, arrival date and trace id."""
+        return self._call(
+            lambda: (
+                self._client.raw_request("get", f"/v1/payouts/{payout_id}", **self._options()).data
+            ),
+            f"GET /v1/payouts/{payout_id}",
+        )
+
+    def payout_transactions(
+        self, payout_id: str, *, expand_source: bool = False
+    ) -> Iterator[dict[str, Any]]:
+        """``GET /v1/balance_transactions?payout=po_…``: what an automatic payout settled, paged.
+
+        Stripe answers 400 for a manual payout (it does not itemise those); callers check
+        ``payout["automatic"]`` first.
+        """
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": PAGE_SIZE, "payout": payout_id}
+            if expand_source:
+                params["expand"] = ["data.source"]
+            if cursor:
+                params["starting_after"] = cursor
+            page = self._call(
+                lambda p=params: (
+                    self._client.raw_request(
+                        "get", "/v1/balance_transactions", **p, **self._options()
+                    ).data
+                ),
+                f"GET /v1/balance_transactions?payout={payout_id}",
+            )
+            items = page.get("data") or []
+            yield from items
+            if not page.get("has_more") or not items:
+                return
+            cursor = items[-1]["id"]
+
     # -- plumbing -------------------------------------------------------------------------------
 
     def _options(self) -> dict[str, Any]:
         return {"stripe_account": self.stripe_account} if self.stripe_account else {}
+
+    def _url(self, what: str) -> str:
+        return self.api_base.rstrip("/") + what.split(" ", 1)[-1]
+
+    def _not_stripe(self, what: str, got: str) -> ConfigError:
+        """The error for an answer no Stripe API gives: the base URL points elsewhere."""
+        return ConfigError(
+            f"{self._url(what)} answered {got}; the base URL {self.api_base} does not look like "
+            "the Stripe API. Nothing was written",
+            where=f"client {self.client_id}",
+            fix=API_BASE_FIX,
+        )
 
     def _call(self, fn: Callable[[], Any], what: str) -> dict[str, Any]:
         """Run one request with rate limiting, retries with jittered backoff, and typed errors."""
@@ -256,7 +390,28 @@ class StripeGateway:
             self.request_count += 1
             try:
                 result = fn()
-                return result.to_dict() if hasattr(result, "to_dict") else dict(result)
+                result = result.to_dict() if hasattr(result, "to_dict") else result
+                if not isinstance(result, dict):
+                    raise self._not_stripe(what, f"HTTP 200 with {json_type(result)} as its body")
+                return result
+            except stripe.APIError as e:
+                # Not JSON, or JSON without Stripe's `error` object, below 500: not Stripe at all
+                # (a web page, another API). A 5xx page from a proxy is an outage: retried below.
+                status = e.http_status
+                body = _json_or_none(e.http_body)
+                stripe_shaped = isinstance(body, dict) and isinstance(body.get("error"), dict)
+                if status is not None and status < 500 and not stripe_shaped:
+                    kind = "a body that is not JSON" if body is None else "non-Stripe JSON"
+                    raise self._not_stripe(what, f"HTTP {status} with {kind}") from None
+                attempt = self._retry(attempt, what, e)
+            except stripe.InvalidRequestError as e:
+                if e.http_status == 404:
+                    # These endpoints exist on every Stripe account: a 404 means a wrong base URL.
+                    raise self._not_stripe(what, f"HTTP 404 ({_msg(e)})") from None
+                raise BeancountStripeError(
+                    f"Stripe rejected {what}: {_msg(e)}",
+                    where=f"client {self.client_id}",
+                ) from None
             except stripe.AuthenticationError as e:
                 raise StripeAccessError(
                     f"Stripe refused the API key (HTTP 401) on {what}: {_msg(e)}",
@@ -276,23 +431,38 @@ class StripeGateway:
                     fix="check `stripe_account` and, in Connect mode, that the platform key is "
                     "connected to that account; or grant the restricted key read access",
                 ) from None
-            except (stripe.RateLimitError, stripe.APIConnectionError, stripe.APIError) as e:
-                # APIError covers 5xx/409 after the SDK's own retries; RateLimitError a plain 429,
-                # which the SDK never retries; APIConnectionError drops and timeouts.
-                attempt += 1
-                if attempt > self.max_retries:
-                    raise StripeUnavailableError(
-                        f"{what} kept failing after {self.max_retries} retries: {_msg(e)}",
-                        where=f"client {self.client_id} ({self.api_base})",
-                        fix="try again later; nothing was written, the next sync resumes",
-                    ) from None
-                delay = min(self.backoff * 2 ** (attempt - 1), 8.0)
-                self._sleep(random.uniform(delay / 2, delay))
+            except (stripe.RateLimitError, stripe.APIConnectionError) as e:
+                # RateLimitError is a plain 429, which the SDK never retries; APIConnectionError
+                # drops and timeouts. APIError (5xx/409 after the SDK's own retries) is above.
+                attempt = self._retry(attempt, what, e)
             except stripe.StripeError as e:
                 raise BeancountStripeError(
                     f"Stripe rejected {what}: {_msg(e)}",
                     where=f"client {self.client_id}",
                 ) from None
+
+    def _retry(self, attempt: int, what: str, error: Exception) -> int:
+        """Sleep before the next attempt, or raise once ``max_retries`` are used up."""
+        attempt += 1
+        if attempt > self.max_retries:
+            raise StripeUnavailableError(
+                f"{what} kept failing after {self.max_retries} retries: {_msg(error)}",
+                where=f"client {self.client_id} ({self.api_base})",
+                fix="try again later; nothing was written, the next sync resumes",
+            ) from None
+        delay = min(self.backoff * 2 ** (attempt - 1), 8.0)
+        self._sleep(random.uniform(delay / 2, delay))
+        return attempt
+
+
+def _json_or_none(body: object) -> Any:
+    """The parsed JSON of a response body, or None when it is not JSON."""
+    if not isinstance(body, str | bytes):
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
 
 
 def _missing_permission(name: str, what: str, client_id: str) -> MissingPermissionError:

@@ -31,13 +31,30 @@ from zoneinfo import ZoneInfo
 
 from beancount.core import data
 
-from beancount_stripe import archive, atomic, booking, capital, currency, ledger, privacy, rules
+from beancount_stripe import (
+    archive,
+    atomic,
+    booking,
+    capital,
+    currency,
+    ledger,
+    privacy,
+    rules,
+    sync_state,
+)
 from beancount_stripe.config import ClientConfig, resolve_key
-from beancount_stripe.errors import LedgerError, StripeAccessError
+from beancount_stripe.errors import (
+    BeancountStripeError,
+    ConfigError,
+    LedgerError,
+    StripeAccessError,
+)
 from beancount_stripe.stripe_api import StripeGateway
 
 DEFAULT_OVERLAP = datetime.timedelta(days=2)
 API_BASE_ENV = "BEANCOUNT_STRIPE_API_BASE"
+RETRIES_ENV = "BEANCOUNT_STRIPE_RETRIES"
+DEFAULT_RETRIES = 6
 STRIPE_EPOCH = 1262304000  # 2010-01-01: no Stripe account has older transactions
 UNTIED_EXIT = 6  # entries written, but no balance assertion: the archive disagrees with Stripe
 
@@ -95,15 +112,18 @@ def gateway_for(
     *,
     api_base: str | None = None,
     rate_limit: float | None = None,
-    max_retries: int = 6,
+    max_retries: int | None = None,
     backoff: float = 0.5,
 ) -> StripeGateway:
     """A gateway for ``client`` with its key read from its configured source.
 
     ``rate_limit=0`` disables the client-side limit (benchmarks). Without it, stay under
     Stripe's read limits with room for the client's other integrations: 80 requests/s for live
-    keys (Stripe allows 100), 20 for test keys (25).
+    keys (Stripe allows 100), 20 for test keys (25). ``max_retries`` defaults to
+    ``$BEANCOUNT_STRIPE_RETRIES``, else 6.
     """
+    if max_retries is None:
+        max_retries = retries_from_env()
     base = api_base or os.environ.get(API_BASE_ENV) or client.api_base
     key = resolve_key(client)
     if rate_limit is None:
@@ -118,6 +138,20 @@ def gateway_for(
         backoff=backoff,
         minimise=privacy.minimiser_for(client),
     )
+
+
+def retries_from_env() -> int:
+    """``$BEANCOUNT_STRIPE_RETRIES`` (0–20), else the default: how often a request is retried."""
+    text = os.environ.get(RETRIES_ENV, "").strip()
+    if not text:
+        return DEFAULT_RETRIES
+    if not text.isdigit() or int(text) > 20:
+        raise ConfigError(
+            f"${RETRIES_ENV} is {text!r}, not a whole number from 0 to 20",
+            where="environment",
+            fix=f"unset it (default {DEFAULT_RETRIES}) or set it to e.g. 2",
+        )
+    return int(text)
 
 
 def verify_account(gateway: StripeGateway, client: ClientConfig) -> dict[str, Any]:
@@ -492,19 +526,33 @@ def sync_client(
     gateway: StripeGateway | None = None,
     progress: Progress | None = None,
     workers: int = 4,
+    via: str = "python",
 ) -> SyncReport:
-    """Fetch, book and write one client. See the module docstring for the order of steps."""
-    with ledger.locked(client.ledger):
-        return _sync_locked(
-            client,
-            dry_run=dry_run,
-            now=now,
-            overlap=overlap,
-            api_base=api_base,
-            gateway=gateway,
-            progress=progress,
-            workers=workers,
-        )
+    """Fetch, book and write one client. See the module docstring for the order of steps.
+
+    ``via`` says who runs it (cli, cron, fava, demo, python): every run that may write, and
+    every failure, is recorded in the client's sync state file (``sync_state``).
+    """
+    started = sync_state.now_iso()
+    try:
+        with ledger.locked(client.ledger):
+            report = _sync_locked(
+                client,
+                dry_run=dry_run,
+                now=now,
+                overlap=overlap,
+                api_base=api_base,
+                gateway=gateway,
+                progress=progress,
+                workers=workers,
+            )
+    except BeancountStripeError as error:
+        if not dry_run:
+            sync_state.record_sync(client, via=via, started=started, error=error)
+        raise
+    if not dry_run:
+        sync_state.record_sync(client, via=via, started=started, report=report)
+    return report
 
 
 def _sync_locked(
@@ -580,6 +628,9 @@ def _sync_locked(
         if report.untied:
             report.period = _archive_period(client, known.values())
             report.warnings.append(_untied_message(report))
+
+    if not dry_run:
+        report.changed_files.extend(fetch_payout_contents(client, gw, known))
     report.requests = gw.request_count
 
     new_bts = [bt for bt in known.values() if bt["id"] not in state.stripe_ids]
@@ -652,6 +703,23 @@ def _sync_locked(
     return report
 
 
+def fetch_payout_contents(
+    client: ClientConfig,
+    gateway: StripeGateway,
+    known: Mapping[str, Mapping[str, Any]],
+) -> list[Path]:
+    """Record what each payout settles (issue 8), beside the archive; see reconcile.py.
+
+    ``known`` skips old booked months; the first time (no payouts recorded yet) the whole
+    archive is read so that every payout of the history is recorded once.
+    """
+    from beancount_stripe import reconcile
+
+    if not archive.payouts_path(client.archive_dir).exists():
+        known = {**read_archive(client), **known}
+    return reconcile.record_payout_contents(client, gateway, known).changed_files
+
+
 def fetch_client(
     client: ClientConfig,
     *,
@@ -670,7 +738,9 @@ def fetch_client(
     # starting at the account's creation costs one request per month not yet complete.
     lower = int(account.get("created") or STRIPE_EPOCH)
     with ledger.locked(client.ledger):  # a sync merging the same month file must wait
-        return fetch(client, gw, lower=lower, now=now, overlap=overlap, progress=progress)
+        result = fetch(client, gw, lower=lower, now=now, overlap=overlap, progress=progress)
+        result.changed_files.extend(fetch_payout_contents(client, gw, result.transactions))
+        return result
 
 
 def _archive_period(

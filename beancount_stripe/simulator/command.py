@@ -150,7 +150,8 @@ def describe(world: World, key_source: str) -> list[str]:
 @click.option(
     "--faults",
     metavar="SPEC",
-    help='Injected failures, e.g. "429@3,500@5,drop@7,429lock@9" or "rate=0.1,seed=4".',
+    help='Injected failures, e.g. "429@3,500@5,drop@7,429lock@9" or "rate=0.1,seed=4". Kinds: '
+    "429 429lock 500 503 409 drop (random ones), 401 403 404html html badjson repeat_page.",
 )
 def simulator(
     host: str,

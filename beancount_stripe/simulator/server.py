@@ -56,7 +56,19 @@ API_ERROR_MESSAGE = (
     "any help, you can reach out to support.stripe.com/contact."
 )
 
-FAULT_KINDS = ("429", "429lock", "500", "503", "409", "drop")
+#: Faults a random ``rate=`` plan draws from by default: transient, retried by a client.
+RANDOM_FAULT_KINDS = ("429", "429lock", "500", "503", "409", "drop")
+#: Every fault kind. Beyond the transient ones: ``401`` (a key revoked mid-sync), ``403`` (Connect
+#: access revoked), ``404html`` / ``html`` / ``badjson`` (a server that is not Stripe: a 404 web
+#: page, a 200 web page, a 200 body that is not JSON), and ``repeat_page``: a balance-transaction
+#: list request answered as if it had no cursor, with ``has_more: true`` (a page that repeats
+#: forever; other requests are served normally).
+FAULT_KINDS = (*RANDOM_FAULT_KINDS, "401", "403", "404html", "html", "badjson", "repeat_page")
+_RAW_FAULTS = {
+    "404html": (404, "text/html", b"<html><body><h1>404 Not Found</h1></body></html>\n"),
+    "html": (200, "text/html", b"<!doctype html><html><body>Welcome!</body></html>\n"),
+    "badjson": (200, "application/json", b'{"object": "list", "data": [\n'),
+}
 _FAULT_ALIASES = {"lock": "429lock", "lock_timeout": "429lock", "429_lock": "429lock"}
 
 #: Object routes beyond balance transactions: path segment -> (object name, error noun).
@@ -139,7 +151,7 @@ class FaultPlan:
     at: dict[int, str] = field(default_factory=dict)
     rate: float = 0.0
     seed: int = 0
-    kinds: tuple[str, ...] = FAULT_KINDS
+    kinds: tuple[str, ...] = RANDOM_FAULT_KINDS
 
     @classmethod
     def parse(cls, spec: str) -> FaultPlan:
@@ -428,7 +440,12 @@ class _Handler(BaseHTTPRequestHandler):
                 sim._log(method, path, None, query, 0)
                 self._drop()
                 return
-            if fault is not None:
+            if fault in _RAW_FAULTS:
+                status, content_type, payload = _RAW_FAULTS[fault]
+                sim._log(method, path, None, query, status)
+                self._send_raw(status, content_type, payload)
+                return
+            if fault is not None and fault != "repeat_page":
                 raise _fault_error(fault)
             key_account, key = self._authenticate()
             if not sim._take_token(key):
@@ -436,7 +453,15 @@ class _Handler(BaseHTTPRequestHandler):
             account = self._acting_account(key_account, key)
             account_id = account.id
             permissions = sim.world.permissions_of(key)
-            body = _Api(sim, account, key_account, key, permissions).route(method, path, query)
+            api = _Api(
+                sim,
+                account,
+                key_account,
+                key,
+                permissions,
+                repeat_page=fault == "repeat_page",
+            )
+            body = api.route(method, path, query)
         except ApiError as err:
             status = err.status
             sim._log(method, path, account_id, query, status)
@@ -490,6 +515,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache, no-store")
         for name, value in headers.items():
             self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _send_raw(self, status: int, content_type: str, payload: bytes) -> None:
+        """A response that is not Stripe's JSON (what a wrong base URL answers)."""
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
 
@@ -600,6 +633,15 @@ def _fault_error(kind: str) -> ApiError:
         )
     if kind == "503":
         return ApiError(503, "The server is temporarily unavailable.", type="api_error")
+    if kind == "401":
+        return ApiError(401, "Invalid API Key provided: sk_test_****oked")
+    if kind == "403":
+        return ApiError(
+            403,
+            "The provided key does not have access to this account (or that account does not "
+            "exist). Application access may have been revoked.",
+            code="account_invalid",
+        )
     return ApiError(500, API_ERROR_MESSAGE, type="api_error")
 
 
@@ -616,11 +658,14 @@ class _Api:
         key_account: SimAccount,
         key: str = "",
         permissions: frozenset[str] | None = None,
+        *,
+        repeat_page: bool = False,
     ) -> None:
         self.sim = sim
         self.account = account
         self.key_account = key_account
         self.now = sim.now()
+        self.repeat_page = repeat_page  # the ``repeat_page`` fault: ignore the cursor
         self.key = key
         self.granted = None if permissions is None else granted(permissions)
 
@@ -855,6 +900,8 @@ class _Api:
                 raise ApiError(400, "This value must be less than or equal to 100.", param="limit")
         starting_after = values.get("starting_after") or None
         ending_before = values.get("ending_before") or None
+        if self.repeat_page:
+            starting_after = ending_before = None
         if starting_after and ending_before:
             raise ApiError(
                 400,
@@ -895,7 +942,7 @@ class _Api:
         for bt in rows:
             data.append(self._expand_paths(self._render_bt(bt), relative))
         envelope["data"] = data
-        envelope["has_more"] = has_more
+        envelope["has_more"] = has_more or (self.repeat_page and bool(data))
         return envelope
 
     def _payout_members(self, payout_id: str) -> Sequence[str]:

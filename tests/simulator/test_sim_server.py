@@ -633,3 +633,37 @@ def test_a_100k_history_pages_from_the_index() -> None:
         )
         assert [b.id for b in deep.data] == [t["id"] for t in bts[90_001:90_101]]
         assert sim.request_count < 10
+
+
+def test_unhappy_fault_kinds_are_only_drawn_when_asked() -> None:
+    plan = FaultPlan.parse("repeat_page@2-4,401@5,403@6,404html@7,html@8,badjson@9")
+    assert plan.at[3] == "repeat_page" and plan.at[9] == "badjson"
+    drawn = {FaultPlan.parse("rate=1,seed=3").fault_for(n) for n in range(1, 300)}
+    assert drawn <= {"429", "429lock", "500", "503", "409", "drop"}
+
+
+def test_repeat_page_ignores_the_cursor_and_claims_more() -> None:
+    with faulty("repeat_page@2") as sim:
+        first = raw(sim, "/v1/balance_transactions?limit=3", key=KEYS[ALPHA])
+        cursor = first[2]["data"][-1]["id"]
+        again = raw(
+            sim, f"/v1/balance_transactions?limit=3&starting_after={cursor}", key=KEYS[ALPHA]
+        )
+        moved = raw(
+            sim, f"/v1/balance_transactions?limit=3&starting_after={cursor}", key=KEYS[ALPHA]
+        )
+    assert again[0] == 200 and again[2]["has_more"] is True
+    assert [b["id"] for b in again[2]["data"]] == [b["id"] for b in first[2]["data"]]
+    assert cursor not in [b["id"] for b in moved[2]["data"]]  # request 3: served normally
+
+
+def test_html_faults_answer_like_a_server_that_is_not_stripe() -> None:
+    with faulty("404html@1,html@2") as sim:
+        for status in (404, 200):
+            request = urllib.request.Request(sim.url + "/v1/account")
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    got, kind = response.status, response.headers["Content-Type"]
+            except urllib.error.HTTPError as err:
+                got, kind = err.code, err.headers["Content-Type"]
+            assert (got, kind) == (status, "text/html")
