@@ -39,7 +39,7 @@ def books(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _app(books: Path, *, read_only: bool = False) -> Any:
     files = [str(books / "example-ledger" / c / "ledger.beancount") for c in CLIENTS]
-    app = create_app(files, load=True, read_only=read_only)
+    app = create_app(files, load=True, read_only=read_only, poll_watcher=True)
     app.testing = True
     return app
 
@@ -321,7 +321,7 @@ def test_sync_now_and_check_connection(
     history = world.accounts[client.stripe_account].history.transactions
     # as if run just after the newest transaction, so the new activity below is in the future
     first = sync_client(client, via="cron", now=max(bt["created"] for bt in history) + 3600)
-    app = create_app([str(client.ledger)], load=True)
+    app = create_app([str(client.ledger)], load=True, poll_watcher=True)
     rec = Recorder(app)
     page = rec.get("/acme-books/extension/Stripe/").get_data(as_text=True)
     assert "via cron" in page
@@ -360,7 +360,7 @@ def test_sync_errors_are_the_cli_messages(
 ) -> None:
     client, _cfg = _fava_client_setup(make_client, tmp_path)
     monkeypatch.setenv(client.key.ref, "sk_test_WrongKeyForThisAccount000")
-    rec = Recorder(create_app([str(client.ledger)], load=True))
+    rec = Recorder(create_app([str(client.ledger)], load=True, poll_watcher=True))
     page = rec.get("/acme-books/extension/Stripe/").get_data(as_text=True)
     r = rec.post("/acme-books/extension/Stripe/sync", headers={"X-CSRF-Token": _token(page)})
     assert r.status_code == 200
@@ -475,7 +475,7 @@ def test_sync_now_waits_for_the_clients_lock(
     client, _cfg = _fava_client_setup(make_client, tmp_path)
     history = world.accounts[client.stripe_account].history.transactions
     sync_client(client, via="cron", now=max(bt["created"] for bt in history) + 3600)
-    rec = Recorder(create_app([str(client.ledger)], load=True))
+    rec = Recorder(create_app([str(client.ledger)], load=True, poll_watcher=True))
     page = rec.get("/acme-books/extension/Stripe/").get_data(as_text=True)
     token = {"X-CSRF-Token": _token(page)}
     before = client.output.read_text()

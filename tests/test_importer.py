@@ -210,7 +210,7 @@ def test_fava_import_page_lists_the_inbox_and_shows_duplicates(
     saved.write_text(json.dumps({"object": "list", "data": [*bts, new], "has_more": False}))
     (inbox / "notes.json").write_text('{"hello": "world"}')
 
-    app = create_app([str(client.ledger)], load=True)
+    app = create_app([str(client.ledger)], load=True, poll_watcher=True)
     app.config["TESTING"] = True
     web = app.test_client()
     assert web.get("/acme/import/").status_code == 200
