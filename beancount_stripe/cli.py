@@ -377,6 +377,15 @@ def _register_payouts() -> None:
 _register_payouts()
 
 
+def _register_show() -> None:  # issue 10: what a summary entry holds (cli_show.py)
+    from beancount_stripe.cli_show import show_command
+
+    main.add_command(show_command)
+
+
+_register_show()
+
+
 def _payouts_line(client: ClientConfig, entries: Any = None) -> str:
     """The summary's payouts line (matched / in transit / late), or a warning if unreadable."""
     from beancount_stripe.cli_payouts import summary_line

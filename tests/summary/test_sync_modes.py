@@ -1,4 +1,4 @@
-"""End to end in the summary modes: the real SDK over HTTP against the simulator, Beancount's loader."""
+"""End to end in summary modes: the real SDK over HTTP against the simulator, Beancount loads."""
 
 from __future__ import annotations
 
@@ -61,9 +61,13 @@ def test_summary_mode_books_each_transaction_once_and_ties_out(
     entries = load_clean(client.ledger)
     ids = covered(entries, client)
     assert len(ids) == len(set(ids)), "a transaction was booked twice"
-    summaries = [e for e in entries if isinstance(e, data.Transaction) and summary.SUMMARY_KEY in e.meta]
+    summaries = [
+        e for e in entries if isinstance(e, data.Transaction) and summary.SUMMARY_KEY in e.meta
+    ]
     assert summaries and len(summaries) < len(history) * 0.8
-    own = [e for e in entries if isinstance(e, data.Transaction) and summary.SUMMARY_KEY not in e.meta]
+    own = [
+        e for e in entries if isinstance(e, data.Transaction) and summary.SUMMARY_KEY not in e.meta
+    ]
     assert all(e.flag == "!" for e in own), "only review entries stay their own entry"
     # every transaction is booked or waits in the archive; booked + waiting = Stripe's balance
     if mode == "daily":
@@ -74,16 +78,24 @@ def test_summary_mode_books_each_transaction_once_and_ties_out(
     totals = clearing_totals(entries, client.accounts.clearing)
     from beancount_stripe import currency
 
-    got = {c: currency.to_minor(v, c.lower()) + waiting.pop(c.lower(), 0) for c, v in totals.items()}
+    got = {
+        c: currency.to_minor(v, c.lower()) + waiting.pop(c.lower(), 0) for c, v in totals.items()
+    }
     got.update({c.upper(): v for c, v in waiting.items()})
-    want = {c: currency.to_minor(v, c.lower()) for c, v in expected_totals(world, client.stripe_account).items()}
+    want = {
+        c: currency.to_minor(v, c.lower())
+        for c, v in expected_totals(world, client.stripe_account).items()
+    }
     assert {c: v for c, v in got.items() if v} == want
     assert report.assertions, "the balance assertion ties out in a summary mode too"
     if mode == "payout":
         links = {link for e in summaries for link in e.links}
         assert any(link.startswith("po_") for link in links)
     else:
-        assert all(re.fullmatch(r"stripe-day-\d{4}-\d\d-\d\d-[a-z]{3}", next(iter(e.links))) for e in summaries)
+        assert all(
+            re.fullmatch(r"stripe-day-\d{4}-\d\d-\d\d-[a-z]{3}", next(iter(e.links)))
+            for e in summaries
+        )
     # twice = no change
     before = tree_digest(tmp_path)
     again = sync_client(client)
@@ -91,3 +103,66 @@ def test_summary_mode_books_each_transaction_once_and_ties_out(
     exe = Path(sys.executable).with_name("bean-check")
     proc = subprocess.run([str(exe), str(client.ledger)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _entry_blocks(text: str) -> list[str]:
+    return text.split("\n\n")
+
+
+def test_deleted_summary_entry_is_booked_again(make_client: ClientFactory) -> None:
+    client = _client(make_client, "daily")
+    sync_client(client)
+    text = client.output.read_text()
+    blocks = _entry_blocks(text)
+    victim = next(b for b in blocks if "stripe_summary:" in b)
+    key = re.search(r'stripe_summary: "([^"]+)"', victim).group(1)  # type: ignore[union-attr]
+    client.output.write_text(text.replace(victim + "\n\n", ""))
+    assert key not in ledger.scan(client.ledger).summaries
+    report = sync_client(client)
+    assert len(report.booked) == 1
+    assert report.booked[0].meta[summary.SUMMARY_KEY] == key
+    entries = load_clean(client.ledger)
+    ids = covered(entries, client)
+    assert len(ids) == len(set(ids))
+    assert sync_client(client).booked == []
+
+
+def test_index_lost_refuses_rather_than_double_book(make_client: ClientFactory) -> None:
+    client = _client(make_client, "daily")
+    sync_client(client)
+    before = client.output.read_text()
+    summary.index_path(client.archive_dir).unlink()
+    with pytest.raises(LedgerError, match="summary index"):
+        sync_client(client)
+    assert client.output.read_text() == before
+
+
+def test_switching_mode_from_a_date_never_rebooks(make_client: ClientFactory) -> None:
+    """Transaction mode first; then daily from a date on: nothing booked is booked again."""
+    plain = make_client()
+    history = sync_client(plain)
+    assert history.booked
+    # drop the entries of the last months, as if they were not synced yet
+    since = datetime.date(2025, 5, 1)
+    text = plain.output.read_text()
+    kept = [
+        b
+        for b in _entry_blocks(text)
+        if not re.match(r"\d{4}-\d\d-\d\d [*!]", b) or b[:10] < "2025-04-15"
+    ]
+    plain.output.write_text("\n\n".join(kept) + "\n")
+    switched = dataclasses.replace(plain, booking=BookingConfig(mode="daily", since=since))
+    report = sync_client(switched)
+    entries = load_clean(switched.ledger)
+    ids = covered(entries, switched)
+    assert len(ids) == len(set(ids)), "a transaction was booked twice"
+    new = report.booked
+    assert any(summary.SUMMARY_KEY in e.meta for e in new)
+    for e in new:  # before `since`: one entry each; from it on: summaries or review entries
+        if e.date < since:
+            assert summary.SUMMARY_KEY not in e.meta
+        else:
+            assert summary.SUMMARY_KEY in e.meta or e.flag == "!"
+    # and back to transaction mode: the summaries stay, nothing is booked again
+    back = dataclasses.replace(plain, booking=BookingConfig())
+    assert sync_client(back).booked == []
