@@ -62,3 +62,17 @@ def test_show_lists_what_summaries_hold(
 
     missing = runner.invoke(main, ["-c", str(cfg), "show", "txn_doesNotExist"])
     assert missing.exit_code == 2 and "Traceback" not in missing.output
+
+
+def test_payouts_command_names_the_summary_holding_each_transaction(
+    tmp_path: Path, sim: Simulator, world: World, monkeypatch
+) -> None:
+    monkeypatch.setenv("CLI_TEST_ACME_KEY", world.accounts["acct_1TestAcme00001"].key)
+    cfg = _config(tmp_path, sim, "{mode: payout}")
+    runner = CliRunner()
+    assert runner.invoke(main, ["-c", str(cfg), "sync", "acme"]).exit_code == 0
+    client = load_config(cfg).client("acme")
+    payout = next(s for s in summary.read_index(client.archive_dir).values() if s.link == s.key)
+    out = runner.invoke(main, ["-c", str(cfg), "payouts", "acme", payout.key])
+    assert out.exit_code == 0, out.output
+    assert f"summary ^{payout.link}" in out.output and "(not booked yet)" not in out.output
