@@ -57,6 +57,7 @@ class Snapshot:
     months: dict[str, list[overview.Month]]
     accounts: list[str]
     reasons: dict[str, str] = field(default_factory=dict)
+    summaries: list[overview.SummaryRow] = field(default_factory=list)  # summary modes
 
 
 def _json_error(message: str, status: int) -> Response:
@@ -168,6 +169,7 @@ class Stripe(FavaExtensionBase):
             payouts=payouts,
             months=overview.monthly(entries, self.client),
             accounts=sorted(opened - closed),
+            summaries=overview.summaries(entries, self.client),
         )
         self._snapshot = (key, snap)
         return snap
@@ -356,6 +358,20 @@ class Stripe(FavaExtensionBase):
             }
         with self._job_lock:
             self.job = {**self.job, **job, "finished": sync_state.now_iso()}
+
+    @extension_endpoint("summary", ["GET"])
+    def summary(self) -> Response:
+        """The balance transactions a summary entry holds (``?ref=LINK_OR_KEY``): the archive's."""
+        from beancount_stripe import summary as summary_mode
+
+        assert self.client is not None
+        try:
+            what, bts = summary_mode.find(self.client, str(request.args.get("ref") or ""))
+        except BeancountStripeError as e:
+            return _json_error(str(e), 404)
+        keys = ("id", "type", "created", "currency", "amount", "fee", "net", "description")
+        rows = [{k: bt.get(k) for k in keys} | {"summary": bt.get("_summary")} for bt in bts]
+        return jsonify({"ok": True, "what": what, "transactions": rows})
 
     @extension_endpoint("status", ["GET"])
     def status(self) -> Response:
