@@ -166,3 +166,26 @@ def test_switching_mode_from_a_date_never_rebooks(make_client: ClientFactory) ->
     # and back to transaction mode: the summaries stay, nothing is booked again
     back = dataclasses.replace(plain, booking=BookingConfig())
     assert sync_client(back).booked == []
+
+
+def test_importer_marks_what_summaries_hold_as_duplicates(make_client: ClientFactory) -> None:
+    """beangulp's extract (Fava's Import page) books nothing a summary entry already holds."""
+    from beancount import loader
+
+    from beancount_stripe import archive
+    from beancount_stripe.importer import DUPLICATE, BalanceTransactionImporter
+
+    client = _client(make_client, "daily")
+    sync_client(client)
+    existing, errors, _ = loader.load_file(str(client.ledger))
+    assert not errors
+    importer = BalanceTransactionImporter(client)
+    summarized = 0
+    for _m, path in archive.month_files(client.archive_dir):
+        entries = importer.extract(str(path), existing)
+        importer.deduplicate(entries, existing)
+        for e in entries:
+            target = e.meta.get(DUPLICATE)
+            assert target, f"{e.meta['stripe_id']} would be booked twice"
+            summarized += summary.SUMMARY_KEY in target.meta
+    assert summarized > 0
