@@ -441,7 +441,18 @@ def format_report(
     if report.stripe_balance:
         lines.append(f"  {c.accounts.clearing} per currency (Stripe balance = available+pending):")
         pending = report.booked if report.dry_run else ()
-        for t in tie_out(report.stripe_balance, ledger_totals or {}, pending, c.accounts.clearing):
+        if report.waiting_count:  # summary modes (summary.py)
+            lines.append(
+                f"    ({report.waiting_count:,} transaction(s) wait in the archive for their "
+                "day or payout; counted below)"
+            )
+        for t in tie_out(
+            report.stripe_balance,
+            ledger_totals or {},
+            pending,
+            c.accounts.clearing,
+            waiting=report.waiting,
+        ):
             stripe_amount = f"{t.stripe:,} {t.currency}"
             if ledger_totals is not None:
                 mark = (

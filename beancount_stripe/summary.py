@@ -169,6 +169,14 @@ class Plan:
     old: list[Summary] = field(default_factory=list)  # summaries the ledger already holds
     waiting: list[Mapping[str, Any]] = field(default_factory=list)  # BTs left in the archive
 
+    def waiting_nets(self) -> dict[str, int]:
+        """Net of the waiting BTs per (lower-case) currency: Stripe holds it, the ledger not yet."""
+        out: dict[str, int] = {}
+        for bt in self.waiting:
+            cur = str(bt["currency"]).lower()
+            out[cur] = out.get(cur, 0) + int(bt["net"])
+        return out
+
     @property
     def summarizing(self) -> bool:
         return bool(self.new or self.old or self.waiting)

@@ -98,6 +98,10 @@ class SyncReport:
     untied: dict[str, int] = field(default_factory=dict)
     refetched_months: int = 0  # months fetched again to find transactions the archive lacked
     period: tuple[datetime.date, datetime.date] | None = None  # first and last archived days
+    # summary modes: net per currency (minor units) of the transactions left in the archive for
+    # a later day or payout (summary.py); the ledger's clearing + this = Stripe's balance
+    waiting: dict[str, int] = field(default_factory=dict)
+    waiting_count: int = 0
 
     @property
     def exit_code(self) -> int:
@@ -652,6 +656,7 @@ def _sync_locked(
         uncategorized=ruleset.uncategorized,
     )
     entries = plan.entries
+    report.waiting, report.waiting_count = plan.waiting_nets(), len(plan.waiting)
     report.rules_files = len(ruleset.files)
     for _entry, why in pairs:
         rule = why.account_rule

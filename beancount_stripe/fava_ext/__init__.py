@@ -232,6 +232,7 @@ class Stripe(FavaExtensionBase):
         snap = self.snapshot()
         last = self.last_run()
         stripe = {k: Decimal(v) for k, v in (last.stripe_balance if last else {}).items()}
+        waiting = {k: Decimal(v) for k, v in (last.waiting if last else {}).items()}
         rows = []
         for cur in sorted(set(snap.clearing) | set(stripe)):
             book = snap.clearing.get(cur, Decimal(0))
@@ -241,7 +242,8 @@ class Stripe(FavaExtensionBase):
                     "currency": cur,
                     "ledger": book,
                     "stripe": theirs,
-                    "diff": None if theirs is None else book - theirs,
+                    # summary modes: what waits in the archive is Stripe's, not yet the ledger's
+                    "diff": None if theirs is None else book + waiting.get(cur, 0) - theirs,
                 }
             )
         return rows

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from beancount_stripe import archive, summary
+from beancount_stripe import archive, summary, sync_state
 from beancount_stripe.cli import main
 from beancount_stripe.config import load_config
 from beancount_stripe.simulator import Simulator, World
@@ -70,8 +70,14 @@ def test_payouts_command_names_the_summary_holding_each_transaction(
     monkeypatch.setenv("CLI_TEST_ACME_KEY", world.accounts["acct_1TestAcme00001"].key)
     cfg = _config(tmp_path, sim, "{mode: payout}")
     runner = CliRunner()
-    assert runner.invoke(main, ["-c", str(cfg), "sync", "acme"]).exit_code == 0
+    synced = runner.invoke(main, ["-c", str(cfg), "sync", "acme"])
+    assert synced.exit_code == 0, synced.output
+    # what waits for a payout is Stripe's balance, not the ledger's: the books still tie out
+    assert "wait in the archive" in synced.output
+    assert "✔ ties out" in synced.output and "differs by" not in synced.output
     client = load_config(cfg).client("acme")
+    (run,) = sync_state.history(client)
+    assert run.waiting and run.tie_out() == {}
     payout = next(s for s in summary.read_index(client.archive_dir).values() if s.link == s.key)
     out = runner.invoke(main, ["-c", str(cfg), "payouts", "acme", payout.key])
     assert out.exit_code == 0, out.output

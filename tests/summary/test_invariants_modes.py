@@ -7,7 +7,6 @@ balance per currency, and Beancount's loader finds no error (the balance asserti
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import os
 import tempfile
