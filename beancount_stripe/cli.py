@@ -377,6 +377,15 @@ def _register_payouts() -> None:
 _register_payouts()
 
 
+def _register_show() -> None:  # issue 10: what a summary entry holds (cli_show.py)
+    from beancount_stripe.cli_show import show_command
+
+    main.add_command(show_command)
+
+
+_register_show()
+
+
 def _payouts_line(client: ClientConfig, entries: Any = None) -> str:
     """The summary's payouts line (matched / in transit / late), or a warning if unreadable."""
     from beancount_stripe.cli_payouts import summary_line
@@ -432,7 +441,18 @@ def format_report(
     if report.stripe_balance:
         lines.append(f"  {c.accounts.clearing} per currency (Stripe balance = available+pending):")
         pending = report.booked if report.dry_run else ()
-        for t in tie_out(report.stripe_balance, ledger_totals or {}, pending, c.accounts.clearing):
+        if report.waiting_count:  # summary modes (summary.py)
+            lines.append(
+                f"    ({report.waiting_count:,} transaction(s) wait in the archive for their "
+                "day or payout; counted below)"
+            )
+        for t in tie_out(
+            report.stripe_balance,
+            ledger_totals or {},
+            pending,
+            c.accounts.clearing,
+            waiting=report.waiting,
+        ):
             stripe_amount = f"{t.stripe:,} {t.currency}"
             if ledger_totals is not None:
                 mark = (

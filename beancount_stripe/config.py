@@ -131,6 +131,21 @@ class PayoutsConfig:
 
 
 @dataclass(frozen=True)
+class BookingConfig:
+    """How many entries a client's transactions become (summary.py): one each, per day, per payout.
+
+    ``since``: the first day (client's zone) booked in ``mode``; earlier days are booked one entry
+    per transaction, so a switch never re-books what is booked and books old gaps plainly.
+    """
+
+    mode: str = "transaction"  # transaction | daily | payout
+    since: datetime.date | None = None
+
+
+BOOKING_MODES = ("transaction", "daily", "payout")
+
+
+@dataclass(frozen=True)
 class CapitalConfig:
     """A client's Stripe Capital: its loans and how to read its CSV exports."""
 
@@ -164,6 +179,7 @@ class ClientConfig:
     shared_rules: tuple[Path, ...] = ()  # the top-level `rules:` files (tried after the client's)
     capital: CapitalConfig | None = None  # Stripe Capital loans (capital.py), if any
     payouts: PayoutsConfig = field(default_factory=PayoutsConfig)  # bank matching (reconcile)
+    booking: BookingConfig = field(default_factory=BookingConfig)  # summary modes (summary.py)
     archive_keep: str = "minimal"  # `archive: {keep: full}`: store expanded sources whole
 
 
@@ -248,6 +264,7 @@ CLIENT_KEYS = (
     "rules",
     "capital",
     "payouts",
+    "booking",
 )
 # Keys that make sense for many clients at once; per-client identity and files do not.
 DEFAULTS_KEYS = (
@@ -722,6 +739,8 @@ def _check_field(report: _Report, key: str, value: Any, path: str, client_id: st
         return _check_capital(report, path, value)
     if key == "payouts":
         return _check_payouts(report, path, value)
+    if key == "booking":
+        return _check_booking(report, path, value)
     raise AssertionError(key)  # pragma: no cover - callers only pass known keys
 
 
@@ -1086,6 +1105,8 @@ def _build_client(
     )
     if "payouts" in vals:
         client = replace(client, payouts=vals["payouts"][0])
+    if "booking" in vals:
+        client = replace(client, booking=vals["booking"][0])
     if "capital" in vals:
         capital = _capital_config(report, base, vals["capital"], ledger, output)
         if capital is None:
@@ -1413,6 +1434,44 @@ def _check_payouts(report: _Report, path: str, value: Any) -> Any:
     if not ok:
         return _BAD
     return PayoutsConfig(lag_days=lag, bank_accounts=tuple(banks), holidays=tuple(sorted(holidays)))
+
+
+_BOOKING_EXAMPLE = "write e.g. `booking: {mode: daily, since: 2025-04-01}`"
+
+
+def _check_booking(report: _Report, path: str, value: Any) -> Any:
+    """A client's `booking:` block (summary modes, summary.py) → ``BookingConfig`` or ``_BAD``."""
+    if not isinstance(value, dict):
+        report.add(path, f"`booking` must be a mapping, not {_type_name(value)}", _BOOKING_EXAMPLE)
+        return _BAD
+    ok = True
+    for key in value:
+        if key not in ("mode", "since"):
+            hint = _did_you_mean(str(key), ("mode", "since"))
+            fix = f"did you mean `{hint}`?" if hint else _BOOKING_EXAMPLE
+            report.add(_join(path, key), f"unknown key `{key}` in `booking`", fix)
+            ok = False
+    mode = value.get("mode", "transaction")
+    if mode not in BOOKING_MODES:
+        report.add(
+            _join(path, "mode"),
+            f"`mode` is {mode!r}, not one of {', '.join(BOOKING_MODES)}",
+            _BOOKING_EXAMPLE,
+        )
+        ok = False
+    since = value.get("since")
+    if since is not None and (
+        not isinstance(since, datetime.date) or isinstance(since, datetime.datetime)
+    ):
+        report.add(
+            _join(path, "since"),
+            f"`since` must be a date (YYYY-MM-DD), not {_type_name(since)}",
+            _BOOKING_EXAMPLE,
+        )
+        ok = False
+    if not ok:
+        return _BAD
+    return BookingConfig(mode=str(mode), since=since)
 
 
 def _check_capital(report: _Report, path: str, value: Any) -> Any:

@@ -107,12 +107,16 @@ def tie_out(
     clearing: Mapping[str, Decimal],
     pending: Iterable[data.Transaction] = (),
     clearing_account: str = "",
+    waiting: Mapping[str, int] | None = None,
 ) -> list[TieOut]:
     """Per currency Stripe reports: the books' clearing balance against Stripe's.
 
-    ``pending`` are entries not in the books yet (a dry run) whose clearing postings count too.
+    ``pending`` are entries not in the books yet (a dry run) whose clearing postings count too;
+    so do ``waiting`` nets (minor units per currency): what a summary mode leaves in the archive.
     """
     books: dict[str, Decimal] = defaultdict(Decimal, clearing)
+    for code, minor in (waiting or {}).items():
+        books[currency.commodity(code, "the archive")] += currency.to_decimal(minor, code)
     for entry in pending:
         for posting in entry.postings:
             if posting.account == clearing_account and posting.units.number is not None:

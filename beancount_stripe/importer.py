@@ -16,8 +16,9 @@ prints its message (what, where, fix) without a traceback and exits non-zero.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import beangulp
 import beangulp.exceptions
@@ -132,10 +133,34 @@ class BalanceTransactionImporter(beangulp.Importer):
             sid = e.meta.get("stripe_id") if e.meta else None
             if sid and not (e.meta.get(DUPLICATE)):
                 by_id.setdefault(str(sid), e)
+        by_id.update(_summarized(self.client, existing, by_id))
         for entry in entries:
             target = by_id.get(str(entry.meta.get("stripe_id", "")))
             if target is not None and target is not entry and not entry.meta.get(DUPLICATE):
                 entry.meta[DUPLICATE] = target
+
+
+def _summarized(
+    client: ClientConfig, existing: Iterable[data.Directive] | None, known: Mapping[str, Any]
+) -> dict[str, data.Directive]:
+    """BT id → the summary entry (summary modes, summary.py) of ``existing`` that books it."""
+    from beancount_stripe import summary
+
+    keys = {
+        str(e.meta["stripe_summary"]): e
+        for e in existing or ()
+        if isinstance(e, data.Transaction) and e.meta and "stripe_summary" in e.meta
+    }
+    if not keys:
+        return {}
+    index = summary.read_index(client.archive_dir)
+    return {
+        txn_id: entry
+        for key, entry in keys.items()
+        if key in index
+        for txn_id in index[key].ids
+        if txn_id not in known
+    }
 
 
 def _stripe_ids(entries: Iterable[data.Directive] | None) -> set[str]:

@@ -34,6 +34,7 @@ _DATE_LINE = re.compile(
     r"^(\d{4}-\d{2}-\d{2})\s+(\S+)(?:\s+(\S+))?(?:\s+(-?[\d.,]+)\s+([A-Z][A-Z0-9'._-]*))?"
 )
 _STRIPE_ID = re.compile(r'^\s+stripe_id:\s*"([^"]+)"')
+_SUMMARY = re.compile(r'^\s+stripe_summary:\s*"([^"]+)"')
 _INCLUDE = re.compile(r'^include\s+"([^"]+)"')
 # Only entries with one of these in an indented line are parsed in full (see ``ScannedEntry``).
 _FULL_MARKERS = ("capital_", "financing_")
@@ -82,6 +83,8 @@ class LedgerState:
     capital_entries: list[ScannedEntry] = field(default_factory=list)  # see ``ScannedEntry``
     # stripe_ids of entries a Capital CSV import wrote: booked, but not proof of sync's progress
     capital_ids: set[str] = field(default_factory=set)
+    # summary entries (summary.py): their key -> date; the archive's index lists their ids
+    summaries: dict[str, datetime.date] = field(default_factory=dict)
 
     @property
     def newest_date(self) -> datetime.date | None:
@@ -156,6 +159,12 @@ def _scan_file(path: Path, state: LedgerState, seen: set[Path]) -> None:
                 if m2 and date is not None:
                     state.stripe_ids[m2.group(1)] = date
                 elif m2:
+                    _unattributed(path, index, lines)
+            elif "stripe_summary" in line:
+                m4 = _SUMMARY.match(line)
+                if m4 and date is not None:
+                    state.summaries[m4.group(1)] = date
+                elif m4:
                     _unattributed(path, index, lines)
             if not full and start >= 0 and ("capital_" in line or "financing_" in line):
                 full = True  # see _FULL_MARKERS

@@ -75,7 +75,13 @@ def client_summary(outcome: ClientOutcome) -> dict[str, Any]:
     ties = []
     if report is not None and report.stripe_balance and health is not None:
         pending = report.booked if report.dry_run else ()
-        for t in tie_out(report.stripe_balance, health.clearing, pending, c.accounts.clearing):
+        for t in tie_out(
+            report.stripe_balance,
+            health.clearing,
+            pending,
+            c.accounts.clearing,
+            waiting=report.waiting,
+        ):
             ties.append(
                 {
                     "currency": t.currency,

@@ -157,6 +157,44 @@ def in_transit(rows: Sequence[PayoutRow]) -> dict[str, Decimal]:
     return {c: v for c, v in out.items() if v}
 
 
+# -- summary entries (summary modes, issue 10) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One summary entry: many balance transactions booked as one (see summary.py)."""
+
+    key: str
+    date: datetime.date
+    link: str
+    count: int
+    clearing: dict[str, Decimal]  # what it moves on the clearing account, per currency
+
+
+def summaries(entries: Iterable[data.Directive], client: ClientConfig) -> list[SummaryRow]:
+    """Every entry with ``stripe_summary`` metadata, newest first."""
+    rows = []
+    for e in entries:
+        if not isinstance(e, data.Transaction) or "stripe_summary" not in e.meta:
+            continue
+        clearing: dict[str, Decimal] = {}
+        for p in e.postings:
+            if p.account == client.accounts.clearing and p.units is not None and p.units.number:
+                cur = p.units.currency
+                clearing[cur] = clearing.get(cur, Decimal(0)) + p.units.number
+        rows.append(
+            SummaryRow(
+                key=str(e.meta["stripe_summary"]),
+                date=e.date,
+                link=min(e.links) if e.links else "",
+                count=int(e.meta.get("stripe_count") or 0),
+                clearing=clearing,
+            )
+        )
+    rows.sort(key=lambda r: (r.date, r.key), reverse=True)
+    return rows
+
+
 # -- by month ----------------------------------------------------------------------------------
 
 

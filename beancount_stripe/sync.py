@@ -40,6 +40,7 @@ from beancount_stripe import (
     ledger,
     privacy,
     rules,
+    summary,
     sync_state,
 )
 from beancount_stripe.config import ClientConfig, resolve_key
@@ -97,6 +98,10 @@ class SyncReport:
     untied: dict[str, int] = field(default_factory=dict)
     refetched_months: int = 0  # months fetched again to find transactions the archive lacked
     period: tuple[datetime.date, datetime.date] | None = None  # first and last archived days
+    # summary modes: net per currency (minor units) of the transactions left in the archive for
+    # a later day or payout (summary.py); the ledger's clearing + this = Stripe's balance
+    waiting: dict[str, int] = field(default_factory=dict)
+    waiting_count: int = 0
 
     @property
     def exit_code(self) -> int:
@@ -572,6 +577,7 @@ def _sync_locked(
 
     # Read the ledger first: a broken config or ledger must fail before any network traffic.
     state = ledger.scan(client.ledger, client.output)
+    old_summaries = summary.add_covered(client, state)  # what summary entries hold is booked
     ours = [client.capital.output] if client.capital is not None else []
     ledger.check_included(client.ledger, client.output, state, ours=ours)
     ruleset = rules.ruleset_for(client)  # invalid rules also fail before any network traffic
@@ -639,6 +645,18 @@ def _sync_locked(
     new_bts = [bt for bt in new_bts if bt["id"] not in covered]
     pairs = rules.book_with_rules(new_bts, client, ruleset)
     entries = [entry for entry, _why in pairs]
+    plan = summary.plan_for(  # summary modes: per day / per payout; the rest waits (summary.py)
+        client,
+        entries,
+        new_bts,
+        old_summaries,
+        taken=state.summaries,
+        now=now,
+        overlap=overlap,
+        uncategorized=ruleset.uncategorized,
+    )
+    entries = plan.entries
+    report.waiting, report.waiting_count = plan.waiting_nets(), len(plan.waiting)
     report.rules_files = len(ruleset.files)
     for _entry, why in pairs:
         rule = why.account_rule
@@ -653,9 +671,12 @@ def _sync_locked(
     newest = max((bt["created"] for bt in known.values()), default=None)
     assertions: list[data.Balance] = []
     if newest is not None and not report.untied:
-        cutoff = assertion_cutoff(newest, tz, overlap)
+        cutoff = plan.assertion_day(assertion_cutoff(newest, tz, overlap), tz)
         report.assertion_date = cutoff
-        expected = derive_assertions(client, known.values(), totals, cutoff)
+        if plan.summarizing:
+            expected = plan.expected_balances(known.values(), totals, cutoff, tz)
+        else:
+            expected = derive_assertions(client, known.values(), totals, cutoff)
         for bal in booking.balance_assertions(client, cutoff, expected):
             key = (bal.date, bal.account, bal.amount.currency)
             if key in state.balances:
@@ -693,6 +714,8 @@ def _sync_locked(
         client.ledger, client.output, client.name, client.operating_currency
     )
     header = ledger.OUTPUT_HEADER.format(name=client.name, account=client.stripe_account)
+    if plan.new and summary.write_index(client, plan.new):  # before the ledger: see summary.py
+        report.changed_files.append(summary.index_path(client.archive_dir))
     if blocks and ledger.append(client.output, blocks, header):
         report.changed_files.append(client.output)
     # The main ledger comes second, so a crash in between leaves it missing, as before the

@@ -47,6 +47,7 @@ class SyncRun:
     errors: list[str] = field(default_factory=list)
     stripe_balance: dict[str, str] = field(default_factory=dict)  # CUR → decimal text
     ledger_clearing: dict[str, str] = field(default_factory=dict)  # CUR → decimal text
+    waiting: dict[str, str] = field(default_factory=dict)  # CUR → decimal text (summary modes)
 
     def tie_out(self) -> dict[str, str]:
         """Per currency: the ledger's clearing balance minus Stripe's, when they differ."""
@@ -54,8 +55,10 @@ class SyncRun:
         from decimal import Decimal
 
         for cur in sorted(set(self.stripe_balance) | set(self.ledger_clearing)):
-            diff = Decimal(self.ledger_clearing.get(cur, "0")) - Decimal(
-                self.stripe_balance.get(cur, "0")
+            diff = (
+                Decimal(self.ledger_clearing.get(cur, "0"))
+                + Decimal(self.waiting.get(cur, "0"))
+                - Decimal(self.stripe_balance.get(cur, "0"))
             )
             if diff:
                 out[cur] = str(diff)
@@ -182,6 +185,11 @@ def record_sync(
         run.stripe_balance = {
             cur.upper(): str(currency.to_decimal(minor, cur))
             for cur, minor in sorted(report.stripe_balance.items())
+        }
+        run.waiting = {
+            cur.upper(): str(currency.to_decimal(minor, cur))
+            for cur, minor in sorted(report.waiting.items())
+            if minor
         }
     try:
         files = ledger.scan(client.ledger, client.output).files

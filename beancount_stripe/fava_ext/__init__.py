@@ -66,6 +66,7 @@ class Snapshot:
     months: dict[str, list[overview.Month]]
     accounts: list[str]
     reasons: dict[str, str] = field(default_factory=dict)
+    summaries: list[overview.SummaryRow] = field(default_factory=list)  # summary modes
 
 
 def _json_error(message: str, status: int) -> Response:
@@ -178,6 +179,7 @@ class Stripe(FavaExtensionBase):
             payouts=payouts,
             months=overview.monthly(entries, self.client),
             accounts=sorted(opened - closed),
+            summaries=overview.summaries(entries, self.client),
         )
         self._snapshot = (key, snap)
         return snap
@@ -287,6 +289,7 @@ class Stripe(FavaExtensionBase):
         snap = self.snapshot()
         last = self.last_run()
         stripe = {k: Decimal(v) for k, v in (last.stripe_balance if last else {}).items()}
+        waiting = {k: Decimal(v) for k, v in (last.waiting if last else {}).items()}
         rows = []
         for cur in sorted(set(snap.clearing) | set(stripe)):
             book = snap.clearing.get(cur, Decimal(0))
@@ -296,7 +299,8 @@ class Stripe(FavaExtensionBase):
                     "currency": cur,
                     "ledger": book,
                     "stripe": theirs,
-                    "diff": None if theirs is None else book - theirs,
+                    # summary modes: what waits in the archive is Stripe's, not yet the ledger's
+                    "diff": None if theirs is None else book + waiting.get(cur, 0) - theirs,
                 }
             )
         return rows
@@ -413,6 +417,20 @@ class Stripe(FavaExtensionBase):
             }
         with self._job_lock:
             self.job = {**self.job, **job, "finished": sync_state.now_iso()}
+
+    @extension_endpoint("summary", ["GET"])
+    def summary(self) -> Response:
+        """The balance transactions a summary entry holds (``?ref=LINK_OR_KEY``): the archive's."""
+        from beancount_stripe import summary as summary_mode
+
+        assert self.client is not None
+        try:
+            what, bts = summary_mode.find(self.client, str(request.args.get("ref") or ""))
+        except BeancountStripeError as e:
+            return _json_error(str(e), 404)
+        keys = ("id", "type", "created", "currency", "amount", "fee", "net", "description")
+        rows = [{k: bt.get(k) for k in keys} | {"summary": bt.get("_summary")} for bt in bts]
+        return jsonify({"ok": True, "what": what, "transactions": rows})
 
     @extension_endpoint("status", ["GET"])
     def status(self) -> Response:

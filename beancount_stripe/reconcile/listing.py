@@ -198,8 +198,9 @@ def payout_transactions(
             other = [p.account for p in e.postings if p.account != clearing]
             fees = client.accounts.fees
             main = [a for a in other if a != fees] or other
-            if main:
+            if main and "stripe_summary" not in e.meta:
                 booked[str(e.meta["stripe_id"])] = main[-1]
+    booked.update(_summarized(client, entries))
     tz = ZoneInfo(client.timezone)
     out = []
     members = sorted(rec.get("transactions") or [], key=lambda t: (t["created"], t["id"]))
@@ -219,6 +220,26 @@ def payout_transactions(
             )
         )
     return out
+
+
+def _summarized(client: ClientConfig, entries: Sequence[data.Directive]) -> dict[str, str]:
+    """BT id → "summary ^LINK" for BTs a summary entry (summary modes, issue 10) holds."""
+    keys = {
+        str(e.meta["stripe_summary"]): e.date
+        for e in entries
+        if isinstance(e, data.Transaction) and "stripe_summary" in e.meta
+    }
+    if not keys:
+        return {}
+    from beancount_stripe import summary
+
+    index = summary.read_index(client.archive_dir)
+    return {
+        txn_id: f"summary ^{index[key].link}"
+        for key in keys
+        if key in index
+        for txn_id in index[key].ids
+    }
 
 
 # -- `payouts match`: bank entries already in the ledger ------------------------------------------
