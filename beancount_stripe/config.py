@@ -154,6 +154,7 @@ class ClientConfig:
     shared_rules: tuple[Path, ...] = ()  # the top-level `rules:` files (tried after the client's)
     capital: CapitalConfig | None = None  # Stripe Capital loans (capital.py), if any
     archive_keep: str = "minimal"  # `archive: {keep: full}`: store expanded sources whole
+    rate_limit: float | None = None  # requests/s to Stripe; None: by the key's mode (sync.py)
 
 
 @dataclass(frozen=True)
@@ -236,6 +237,7 @@ CLIENT_KEYS = (
     "accounts",
     "rules",
     "capital",
+    "rate_limit",
 )
 # Keys that make sense for many clients at once; per-client identity and files do not.
 DEFAULTS_KEYS = (
@@ -246,6 +248,7 @@ DEFAULTS_KEYS = (
     "key",
     "connect",
     "platform_account",
+    "rate_limit",
 )
 REQUIRED_CLIENT_KEYS = ("id", "name", "stripe_account", "key", "ledger")
 ACCOUNT_ROOTS = ("Assets", "Liabilities", "Equity", "Income", "Expenses")
@@ -702,6 +705,16 @@ def _check_field(report: _Report, key: str, value: Any, path: str, client_id: st
             report.add(path, f"`{value}` is not an http(s) URL", fix)
             return _BAD
         return value.rstrip("/")
+    if key == "rate_limit":
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 1000
+        if not ok:
+            report.add(
+                path,
+                f"`rate_limit` must be a number of requests per second, not {value!r}",
+                "write e.g. `rate_limit: 20`, or remove it to follow Stripe's limit for the key",
+            )
+            return _BAD
+        return float(value)
     if key == "accounts":
         return _check_accounts(report, path, value)
     if key == "rules":
@@ -1060,6 +1073,7 @@ def _build_client(
         connect=bool(connect),
         platform_account=vals.get("platform_account", (None, ""))[0],
         api_base=vals.get("api_base", (None, ""))[0],
+        rate_limit=vals.get("rate_limit", (None, ""))[0],
         operating_currency=vals.get("operating_currency", (None, ""))[0],
         source_file=config_path.absolute(),
         source_line=report.line(cpath),
