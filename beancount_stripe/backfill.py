@@ -9,13 +9,14 @@ one second at each cut so transactions sharing the cut's second are never missed
 merge by id. All jobs share the gateway's one rate limiter.
 
 Months are still the unit of the archive: a month is written (atomically, by ``archive``) as
-soon as its last piece lands, and jobs of older months go first, so only a few months are ever
-held in memory. When a job fails for good, nothing new is started: the jobs already in flight
+soon as the last range overlapping it lands, and older ranges go first, so only a few months are
+ever held in memory. When a job fails for good, nothing new is started: the jobs already in flight
 finish, finished months stay written (the next run resumes), and the first error is raised.
 """
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 import math
@@ -39,21 +40,13 @@ class MonthWindow(Protocol):
 
 @dataclass
 class _Range:
-    """One piece of a month window, paged from its newest end."""
+    """A time range paged from its newest end; it may span (parts of) several month windows."""
 
-    month: int  # index into the windows
     gte: int
     lt: int
     cursor: str | None = None
     seen: set[str] = field(default_factory=set)
     pages: int = 0
-
-
-@dataclass
-class _Month:
-    window: MonthWindow
-    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
-    open_ranges: int = 1
 
 
 def default_workers(rate_limit: float | None) -> int:
@@ -87,16 +80,45 @@ def fetch_windows(
     *,
     workers: int,
 ) -> None:
-    """Fetch every window; call ``on_month(window, rows)`` (in this thread) as each completes."""
-    months = [_Month(w) for w in windows]
-    ready: list[tuple[int, int, _Range]] = []  # (month, order, range): older months first
+    """Fetch every window; call ``on_month(window, rows)`` (in this thread) as each completes.
+
+    ``windows`` are sorted and disjoint. Adjacent ones start as one range, so a sparse history
+    costs a few requests, not one per month; the density of each range's first page decides
+    how it is split.
+    """
+    windows = sorted(windows, key=lambda w: w.gte)
+    starts = [w.gte for w in windows]
+    rows: list[dict[str, dict[str, Any]]] = [{} for _ in windows]
+    open_ranges = [0] * len(windows)  # ranges not yet finished that overlap each window
+    ready: list[tuple[int, int, _Range]] = []  # (gte, order, range): older ranges first
     order = itertools.count()
 
-    def push(r: _Range) -> None:
-        heapq.heappush(ready, (r.month, next(order), r))
+    def overlapping(r: _Range) -> range:
+        first = max(0, bisect.bisect_right(starts, r.gte) - 1)
+        last = bisect.bisect_left(starts, r.lt)
+        return range(first, last)
 
-    for i, w in enumerate(windows):
-        push(_Range(i, w.gte, w.lt))
+    def push(r: _Range, *, new: bool) -> None:
+        if new:
+            for i in overlapping(r):
+                open_ranges[i] += 1
+        heapq.heappush(ready, (r.gte, next(order), r))
+
+    def finish(r: _Range) -> None:
+        for i in overlapping(r):
+            open_ranges[i] -= 1
+            if open_ranges[i] == 0:
+                got, rows[i] = list(rows[i].values()), {}
+                on_month(windows[i], got)
+
+    merged: list[_Range] = []
+    for w in windows:
+        if merged and merged[-1].lt == w.gte:
+            merged[-1].lt = w.lt
+        else:
+            merged.append(_Range(w.gte, w.lt))
+    for r in merged:
+        push(r, new=True)
 
     def page(r: _Range) -> tuple[list[dict[str, Any]], bool]:
         return gateway.balance_transactions_page(
@@ -124,26 +146,23 @@ def fetch_windows(
                     continue
                 if error is not None:
                     continue
-                month = months[r.month]
                 for bt in items:
-                    month.rows[bt["id"]] = bt
+                    i = bisect.bisect_right(starts, bt["created"]) - 1
+                    if 0 <= i < len(windows) and bt["created"] < windows[i].lt:
+                        rows[i][bt["id"]] = bt
                 r.pages += 1
                 if has_more:
                     oldest = items[-1]["created"]
                     first = r.pages == 1
                     pieces = split(r.gte, r.lt, oldest, r.lt - oldest, len(items)) if first else []
                     if pieces:
-                        month.open_ranges += len(pieces) - 1
                         for gte, lt in pieces:
-                            push(_Range(r.month, gte, lt))
+                            push(_Range(gte, lt), new=True)
+                        finish(r)
                     else:
                         r.cursor = items[-1]["id"]
-                        push(r)
+                        push(r, new=False)
                     continue
-                month.open_ranges -= 1
-                if month.open_ranges == 0:
-                    rows = list(month.rows.values())
-                    month.rows = {}
-                    on_month(month.window, rows)
+                finish(r)
     if error is not None:
         raise error
