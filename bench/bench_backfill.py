@@ -25,6 +25,7 @@ import math
 import multiprocessing
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -232,40 +233,40 @@ def bench_clients(n: int, size: int, jobs: int) -> None:
     ]
     sim = SimProcess(accounts, latency=LATENCY, rate_limit=25.0)
     with sim as url, tempfile.TemporaryDirectory() as tmp:
-        if True:
-            base = Path(tmp)
-            env = dict(os.environ)
-            lines = ["clients:"]
-            for i, (acct, key, _size) in enumerate(accounts):
-                env[f"BENCH_KEY_{i}"] = key
-                lines += [
-                    f"  - id: c{i:04d}",
-                    f"    name: Client {i}",
-                    f"    stripe_account: {acct}",
-                    f"    key: env:BENCH_KEY_{i}",
-                    f"    ledger: c{i:04d}/ledger.beancount",
-                    f"    api_base: {url}",
-                ]
-            config = base / "clients.yaml"
-            config.write_text("\n".join(lines) + "\n")
-            exe = Path(sys.executable).parent / "beancount-stripe"
+        base = Path(tmp)
+        env = dict(os.environ)
+        lines = ["clients:"]
+        for i, (acct, key, _size) in enumerate(accounts):
+            env[f"BENCH_KEY_{i}"] = key
+            lines += [
+                f"  - id: c{i:04d}",
+                f"    name: Client {i}",
+                f"    stripe_account: {acct}",
+                f"    key: env:BENCH_KEY_{i}",
+                f"    ledger: c{i:04d}/ledger.beancount",
+                f"    api_base: {url}",
+            ]
+        config = base / "clients.yaml"
+        config.write_text("\n".join(lines) + "\n")
+        exe = Path(sys.executable).parent / "beancount-stripe"
 
-            def timed_sync(*args: str) -> float:
-                t0 = time.perf_counter()
-                done = subprocess.run(
-                    [str(exe), "-c", str(config), "sync", "-q", *args],
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                )
-                if done.returncode:
-                    raise SystemExit(f"sync {args} failed:\n{done.stderr[-3000:]}")
-                return time.perf_counter() - t0
+        def timed_sync(*args: str) -> float:
+            t0 = time.perf_counter()
+            done = subprocess.run(
+                [str(exe), "-c", str(config), "sync", "-q", *args],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if done.returncode:
+                raise SystemExit(f"sync {args} failed:\n{done.stderr[-3000:]}")
+            return time.perf_counter() - t0
 
-            alone = timed_sync("c0000")
-            together = timed_sync("--all", "--jobs", str(jobs))
-            sequential = alone * n
+        alone = timed_sync("c0000")
+        shutil.rmtree(base / "c0000")  # --all syncs every client from nothing
+        together = timed_sync("--all", "--jobs", str(jobs))
+        sequential = alone * n
     line("biggest client alone (CLI, process start included)", f"{alone:.1f} s")
     line(
         f"all {n} with --jobs {jobs}",
