@@ -29,6 +29,7 @@ from beancount_stripe.stripe_api import PAGE_SIZE, StripeGateway
 
 PAGES_PER_PIECE = 8  # fewer: more requests wasted on part-filled last pages; more: less parallel
 MAX_PIECES = 64
+MAX_QUEUED_WRITES = 4  # months waiting for the archive writer; bounds what is held in memory
 
 
 class MonthWindow(Protocol):
@@ -104,12 +105,23 @@ def fetch_windows(
                 open_ranges[i] += 1
         heapq.heappush(ready, (r.gte, next(order), r))
 
+    writer = ThreadPoolExecutor(max_workers=1)  # months are written in order, off this thread
+    writes: list[Future[None]] = []
+
     def finish(r: _Range) -> None:
         for i in overlapping(r):
             open_ranges[i] -= 1
             if open_ranges[i] == 0:
                 got, rows[i] = list(rows[i].values()), {}
-                on_month(windows[i], got)
+                writes.append(writer.submit(on_month, windows[i], got))
+
+    def written(block: bool) -> BaseException | None:
+        """Collect finished writes (waiting while too many queue up); the first error."""
+        while writes and (writes[0].done() or (block and len(writes) > MAX_QUEUED_WRITES)):
+            e = writes.pop(0).exception()
+            if e is not None:
+                return e
+        return None
 
     merged: list[_Range] = []
     for w in windows:
@@ -131,8 +143,9 @@ def fetch_windows(
 
     error: BaseException | None = None
     running: dict[Future[tuple[list[dict[str, Any]], bool]], _Range] = {}
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with writer, ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         while running or (ready and error is None):
+            error = error or written(block=True)
             while ready and error is None and len(running) < workers:
                 r = heapq.heappop(ready)[2]
                 running[pool.submit(page, r)] = r
@@ -164,5 +177,7 @@ def fetch_windows(
                         push(r, new=False)
                     continue
                 finish(r)
+        while writes and error is None:
+            error = writes.pop(0).exception()
     if error is not None:
         raise error
