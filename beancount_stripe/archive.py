@@ -273,3 +273,62 @@ def write_month(
     }
     text = "\n".join([dumps(header_obj), *(dumps(bt) for bt in ordered)]) + "\n"
     return write_atomic(path, text)
+
+
+# -- payout contents (reconcile.py) ---------------------------------------------------------------
+
+PAYOUTS_FILE = "payouts.ndjson"
+PAYOUTS_OBJECT = "beancount_stripe.payouts"
+
+
+def payouts_path(archive_dir: Path) -> Path:
+    """JSON Lines too, but not named ``*.jsonl``: what globs the archive for months skips it."""
+    return archive_dir / PAYOUTS_FILE
+
+
+def read_payouts(archive_dir: Path) -> dict[str, dict[str, Any]]:
+    """Recorded payouts by id (``{}`` when none were recorded yet).
+
+    One payout per line after a header line; see ``reconcile.record_payout_contents``.
+    """
+    path = payouts_path(archive_dir)
+    out: dict[str, dict[str, Any]] = {}
+    if not path.exists():
+        return out
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputFileError(
+                    f"line is not valid JSON ({e.msg}, column {e.colno})",
+                    where=f"{path}:{lineno}",
+                    fix="delete the file; the next sync records every payout again",
+                ) from None
+            if lineno == 1 and obj.get("object") == PAYOUTS_OBJECT:
+                continue
+            if not isinstance(obj, dict) or not str(obj.get("id", "")).startswith("po_"):
+                raise InputFileError(
+                    "not a recorded payout",
+                    where=f"{path}:{lineno}",
+                    fix="delete the file; the next sync records every payout again",
+                )
+            out[obj["id"]] = obj
+    return out
+
+
+def write_payouts(
+    archive_dir: Path, client: str, stripe_account: str, records: Mapping[str, Mapping[str, Any]]
+) -> bool:
+    """Write every recorded payout atomically, sorted by (created, id); True if bytes changed."""
+    header = {
+        "object": PAYOUTS_OBJECT,
+        "version": ARCHIVE_VERSION,
+        "client": client,
+        "stripe_account": stripe_account,
+    }
+    ordered = sorted(records.values(), key=lambda r: (r.get("created", 0), r["id"]))
+    text = "\n".join([dumps(header), *(dumps(r) for r in ordered)]) + "\n"
+    return write_atomic(payouts_path(archive_dir), text)

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
-from beancount_stripe import __version__, currency
+from beancount_stripe import __version__, currency, sync_state
 from beancount_stripe.config import ClientConfig, Config, check_config, load_config
 from beancount_stripe.errors import BeancountStripeError, ConfigError
 from beancount_stripe.health import Health, ledger_health
@@ -134,6 +134,7 @@ def main(ctx: click.Context, config_path: Path) -> None:
       beancount-stripe fetch acme            # raw archive only, for `import.py extract`
       beancount-stripe demo                  # everything, against the built-in simulator
       beancount-stripe capital import FILE --client acme   # a Stripe Capital loan CSV
+      beancount-stripe payouts acme --unmatched            # payouts no bank line clears yet
     """
     ctx.ensure_object(dict)
     ctx.obj["config"] = config_path
@@ -263,8 +264,10 @@ def sync(
     (minus the overlap) and skip what the ledger already has (by stripe_id). Running it twice
     changes nothing. The key must open the configured account, or nothing is written. A
     failing client never stops the others; the exit status is the highest of theirs.
+    Each run (failed ones too) is recorded in .beancount-stripe-state.json beside the ledger,
+    as run by `cli` on a terminal or `cron` without one; $BEANCOUNT_STRIPE_VIA overrides.
 
-    \b
+    
     For cron (README "Sync, check, schedule, monitor"; `init` writes the schedule files):
       beancount-stripe sync --all --check --quiet --on-failure 'mail -s "stripe sync" me@firm'
       beancount-stripe sync --all --json > last-sync.json
@@ -286,6 +289,7 @@ def sync(
                 api_base=api_base,
                 progress=bars,
                 rate_limit=rate_limit,
+                via=sync_state.detect_via(),
             )
         finally:
             bars.close()
@@ -302,6 +306,8 @@ def sync(
             if dry_run and o.report.text:
                 click.echo(o.report.text)
             click.echo(format_report(o.report, health=o.health, checked=o.checked))
+            if not dry_run:
+                click.echo(_payouts_line(o.report.client))
     if code and on_failure:
         hidden = [c.key.ref for c in config.clients if c.key.kind == "env"]
         status = monitor.run_hook(on_failure, summary, hide_env=hidden)
@@ -426,6 +432,28 @@ from beancount_stripe.cli_firm import register as _register_firm  # noqa: E402  
 _register_firm(main)
 
 
+# -- payouts (issue 8): the commands live in cli_payouts.py -------------------------------------
+
+
+def _register_payouts() -> None:
+    from beancount_stripe.cli_payouts import payouts_group
+
+    main.add_command(payouts_group)
+
+
+_register_payouts()
+
+
+def _payouts_line(client: ClientConfig, entries: Any = None) -> str:
+    """The summary's payouts line (matched / in transit / late), or a warning if unreadable."""
+    from beancount_stripe.cli_payouts import summary_line
+
+    try:
+        return summary_line(client, entries)
+    except BeancountStripeError as e:
+        return click.style(f"  payouts: {mask_secrets(str(e))}", fg="yellow")
+
+
 # -- reporting ----------------------------------------------------------------------------------
 
 
@@ -491,11 +519,9 @@ def format_report(
             f"  entries flagged for review (flag !): {health.open_flagged:,} open in the ledger, "
             f"{report.flagged:,} of them new"
         )
-        for t in health.transit:
-            lines.append(
-                f"  in transit to the bank: {t.amount:,} {t.currency} "
-                f"({t.payouts:,} payout(s) no bank entry has cleared)"
-            )
+        if health.transit:  # the payouts line below counts them; this is the money
+            amounts = ", ".join(f"{t.amount:,} {t.currency}" for t in health.transit)
+            lines.append(f"  on the transit account (no bank entry has cleared it): {amounts}")
         if checked:
             lines.append(
                 click.style("  bean-check: clean", fg="green")
@@ -524,16 +550,18 @@ def format_report(
     "--fresh",
     is_flag=True,
     help="First delete the files sync and Capital import generate (output, archive, capital "
-    "output) of clients whose account the simulator serves, so the whole history is synced "
-    "again; the result is byte-identical to the committed example ledger.",
+    "output, and the imported bank.beancount) of clients whose account the simulator serves, so "
+    "the whole history is synced again; the result is byte-identical to the committed example "
+    "ledger.",
 )
 @click.pass_context
 def demo(ctx: click.Context, world: Path | None, fresh: bool) -> None:
     """Run the whole job on the built-in Stripe simulator: no key, no network.
 
     Starts the simulator on loopback, points the configured clients at it with its test keys,
-    syncs every client's full history, runs bean-check on every client ledger and prints a
-    per-client summary. `make demo` runs it with --fresh.
+    syncs every client's full history, writes and imports (with import.py and the payouts hook)
+    the bank statement of clients whose simulated account has one, runs bean-check on every
+    client ledger and prints a per-client summary. `make demo` runs it with --fresh.
     """
     from beancount_stripe.simulator import Simulator, default_world, load_world
 
@@ -551,7 +579,7 @@ def demo(ctx: click.Context, world: Path | None, fresh: bool) -> None:
         bars = _Bars(sys.stderr.isatty())
         for client in config.clients:
             try:
-                report = sync_client(client, api_base=sim.url, progress=bars)
+                report = sync_client(client, api_base=sim.url, progress=bars, via="demo")
             except BeancountStripeError as e:
                 bars.close()
                 _fail(e)
@@ -560,11 +588,15 @@ def demo(ctx: click.Context, world: Path | None, fresh: bool) -> None:
             bars.close()
             capital_text, capital_code = _demo_capital(client)
             code = max(code, capital_code)
+            bank_text = _demo_bank(client, sim_world, fresh)
             ok, output = _bean_check_text(client)
             click.echo(format_report(report, health=ledger_health(client)))
             code = max(code, report.exit_code)
             if capital_text:
                 click.echo(capital_text)
+            if bank_text:
+                click.echo(bank_text)
+            click.echo(_payouts_line(client))
             if ok:
                 click.echo(click.style("  bean-check: clean", fg="green"))
             else:
@@ -575,7 +607,8 @@ def demo(ctx: click.Context, world: Path | None, fresh: bool) -> None:
     click.echo(
         "\nOpen the books in Fava:  .venv/bin/fava "
         + " ".join(_rel(c.ledger) for c in config.clients)
-        + "\nthen browse to http://127.0.0.1:5000/ (Import page: each client's inbox/)."
+        + "\nthen browse to http://127.0.0.1:5000/ (Import page: each client's inbox/;"
+        + " the Stripe page of each client: /<ledger>/extension/Stripe/)."
         + f"\nbeangulp:  cd {_rel(first.parent.parent)} && ../.venv/bin/python import.py extract "
         f"{first.parent.name}/archive -e {first.parent.name}/{first.name}"
     )
@@ -912,6 +945,18 @@ def _demo_capital(client: ClientConfig) -> tuple[str, int]:
             return "\n".join(texts), e.exit_code
         texts.append(format_capital_import(result))
     return "\n".join(texts), 0
+
+
+def _demo_bank(client: ClientConfig, sim_world: Any, fresh: bool) -> str:
+    """acme's bank statement: written by the simulator, imported by import.py (issue 8)."""
+    from beancount_stripe.cli_payouts import demo_bank
+
+    account = sim_world.accounts.get(client.stripe_account)
+    try:
+        return demo_bank(client, account, fresh=fresh)
+    except BeancountStripeError as e:
+        _fail(e)
+        return ""
 
 
 if __name__ == "__main__":

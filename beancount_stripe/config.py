@@ -6,6 +6,7 @@ and reports each problem with file, line, key path and the fix (see ``ConfigErro
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import os
 import re
@@ -121,6 +122,15 @@ class LoanConfig:
 
 
 @dataclass(frozen=True)
+class PayoutsConfig:
+    """How a client's bank lines are matched to its payouts (reconcile.py)."""
+
+    lag_days: int = 3  # business days a bank may post a payout after its arrival date
+    bank_accounts: tuple[str, ...] = ()  # accounts of the client's bank importers; () = any
+    holidays: tuple[datetime.date, ...] = ()  # bank holidays: not business days
+
+
+@dataclass(frozen=True)
 class CapitalConfig:
     """A client's Stripe Capital: its loans and how to read its CSV exports."""
 
@@ -153,6 +163,7 @@ class ClientConfig:
     rules: tuple[Path, ...] = ()  # the client's own rules files (tried first)
     shared_rules: tuple[Path, ...] = ()  # the top-level `rules:` files (tried after the client's)
     capital: CapitalConfig | None = None  # Stripe Capital loans (capital.py), if any
+    payouts: PayoutsConfig = field(default_factory=PayoutsConfig)  # bank matching (reconcile)
     archive_keep: str = "minimal"  # `archive: {keep: full}`: store expanded sources whole
     rate_limit: float | None = None  # requests/s to Stripe; None: by the key's mode (sync.py)
 
@@ -237,6 +248,7 @@ CLIENT_KEYS = (
     "accounts",
     "rules",
     "capital",
+    "payouts",
     "rate_limit",
 )
 # Keys that make sense for many clients at once; per-client identity and files do not.
@@ -721,6 +733,8 @@ def _check_field(report: _Report, key: str, value: Any, path: str, client_id: st
         return _check_rules_paths(report, path, value)
     if key == "capital":
         return _check_capital(report, path, value)
+    if key == "payouts":
+        return _check_payouts(report, path, value)
     raise AssertionError(key)  # pragma: no cover - callers only pass known keys
 
 
@@ -1084,6 +1098,8 @@ def _build_client(
         shared_rules=built.shared_rules,
         archive_keep=archive_keep,
     )
+    if "payouts" in vals:
+        client = replace(client, payouts=vals["payouts"][0])
     if "capital" in vals:
         capital = _capital_config(report, base, vals["capital"], ledger, output)
         if capital is None:
@@ -1364,6 +1380,53 @@ class _CapitalDraft:
     output: tuple[Path, str] | None  # (path as written, key path)
     timezone: str | None
     columns: tuple[tuple[str, str], ...]
+
+
+_PAYOUTS_EXAMPLE = (
+    "write e.g. `payouts: {lag_days: 3, bank_accounts: [Assets:Acme:Bank:Checking], "
+    "holidays: [2025-12-25]}`"
+)
+
+
+def _check_payouts(report: _Report, path: str, value: Any) -> Any:
+    """A client's `payouts:` block (bank matching, reconcile.py) → ``PayoutsConfig`` or ``_BAD``."""
+    if not isinstance(value, dict):
+        report.add(path, f"`payouts` must be a mapping, not {_type_name(value)}", _PAYOUTS_EXAMPLE)
+        return _BAD
+    ok = True
+    for key in value:
+        if key not in ("lag_days", "bank_accounts", "holidays"):
+            report.add(_join(path, key), f"unknown key `{key}` in `payouts`", _PAYOUTS_EXAMPLE)
+            ok = False
+    lag = value.get("lag_days", 3)
+    if not isinstance(lag, int) or isinstance(lag, bool) or not 0 <= lag <= 30:
+        report.add(
+            _join(path, "lag_days"), "`lag_days` must be a whole number 0..30", _PAYOUTS_EXAMPLE
+        )
+        ok = False
+    banks = value.get("bank_accounts", []) or []
+    if not isinstance(banks, list) or not all(
+        isinstance(b, str) and bc_account.is_valid(b) for b in banks
+    ):
+        report.add(
+            _join(path, "bank_accounts"),
+            "`bank_accounts` must be a list of Beancount account names",
+            _PAYOUTS_EXAMPLE,
+        )
+        ok = False
+    holidays = value.get("holidays", []) or []
+    if not isinstance(holidays, list) or not all(
+        isinstance(d, datetime.date) and not isinstance(d, datetime.datetime) for d in holidays
+    ):
+        report.add(
+            _join(path, "holidays"),
+            "`holidays` must be a list of dates (YYYY-MM-DD)",
+            _PAYOUTS_EXAMPLE,
+        )
+        ok = False
+    if not ok:
+        return _BAD
+    return PayoutsConfig(lag_days=lag, bank_accounts=tuple(banks), holidays=tuple(sorted(holidays)))
 
 
 def _check_capital(report: _Report, path: str, value: Any) -> Any:

@@ -366,6 +366,44 @@ class StripeGateway:
                 missing.setdefault(e.permission, e)
         return missing
 
+    def payout(self, payout_id: str) -> dict[str, Any]:
+        """``GET /v1/payouts/:id``: a payout's current status, arrival date and trace id."""
+        return self._call(
+            lambda: (
+                self._client.raw_request("get", f"/v1/payouts/{payout_id}", **self._options()).data
+            ),
+            f"GET /v1/payouts/{payout_id}",
+        )
+
+    def payout_transactions(
+        self, payout_id: str, *, expand_source: bool = False
+    ) -> Iterator[dict[str, Any]]:
+        """``GET /v1/balance_transactions?payout=po_…``: what an automatic payout settled, paged.
+
+        Stripe answers 400 for a manual payout (it does not itemise those); callers check
+        ``payout["automatic"]`` first.
+        """
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": PAGE_SIZE, "payout": payout_id}
+            if expand_source:
+                params["expand"] = ["data.source"]
+            if cursor:
+                params["starting_after"] = cursor
+            page = self._call(
+                lambda p=params: (
+                    self._client.raw_request(
+                        "get", "/v1/balance_transactions", **p, **self._options()
+                    ).data
+                ),
+                f"GET /v1/balance_transactions?payout={payout_id}",
+            )
+            items = page.get("data") or []
+            yield from items
+            if not page.get("has_more") or not items:
+                return
+            cursor = items[-1]["id"]
+
     # -- plumbing -------------------------------------------------------------------------------
 
     def _options(self) -> dict[str, Any]:

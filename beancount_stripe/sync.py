@@ -30,10 +30,25 @@ from zoneinfo import ZoneInfo
 
 from beancount.core import data
 
-from beancount_stripe import archive, atomic, booking, capital, currency, ledger, privacy, rules
+from beancount_stripe import (
+    archive,
+    atomic,
+    booking,
+    capital,
+    currency,
+    ledger,
+    privacy,
+    rules,
+    sync_state,
+)
 from beancount_stripe.backfill import default_workers, fetch_windows
 from beancount_stripe.config import ClientConfig, resolve_key
-from beancount_stripe.errors import ConfigError, LedgerError, StripeAccessError
+from beancount_stripe.errors import (
+    BeancountStripeError,
+    ConfigError,
+    LedgerError,
+    StripeAccessError,
+)
 from beancount_stripe.spool import Spool
 from beancount_stripe.stripe_api import StripeGateway
 
@@ -53,6 +68,7 @@ class FetchResult:
 
     transactions: dict[str, dict[str, Any]] = field(default_factory=dict)  # with keep=True
     count: int = 0  # transactions fetched (kept or not)
+    payouts: dict[str, dict[str, Any]] = field(default_factory=dict)  # fetched payout BTs (kept)
     newest: tuple[int, str] | None = None  # (created, id) of the newest one fetched
     months_fetched: int = 0
     months_skipped: int = 0
@@ -326,6 +342,8 @@ def fetch(
             by_month.setdefault(month_of(bt["created"], tz), []).append(bt)
             if keep:
                 result.transactions[bt["id"]] = bt
+            if bt["type"] in PAYOUT_TYPES:
+                result.payouts[bt["id"]] = bt
             result.count += 1
             if result.newest is None or (bt["created"], bt["id"]) > result.newest:
                 result.newest = (bt["created"], bt["id"])
@@ -536,23 +554,35 @@ def sync_client(
     progress: Progress | None = None,
     workers: int | None = None,
     rate_limit: float | None = None,
+    via: str = "python",
 ) -> SyncReport:
     """Fetch, book and write one client. See the module docstring for the order of steps.
 
-    ``rate_limit`` (requests/s) overrides the client's; see ``gateway_for``.
+    ``rate_limit`` (requests/s) overrides the client's; see ``gateway_for``. ``via`` says who
+    runs it (cli, cron, fava, demo, python): every run that may write, and every failure, is
+    recorded in the client's sync state file (``sync_state``).
     """
-    with ledger.locked(client.ledger):
-        return _sync_locked(
-            client,
-            dry_run=dry_run,
-            now=now,
-            overlap=overlap,
-            api_base=api_base,
-            gateway=gateway,
-            progress=progress,
-            workers=workers,
-            rate_limit=rate_limit,
-        )
+    started = sync_state.now_iso()
+    try:
+        with ledger.locked(client.ledger):
+            report = _sync_locked(
+                client,
+                dry_run=dry_run,
+                now=now,
+                overlap=overlap,
+                api_base=api_base,
+                gateway=gateway,
+                progress=progress,
+                workers=workers,
+                rate_limit=rate_limit,
+            )
+    except BeancountStripeError as error:
+        if not dry_run:
+            sync_state.record_sync(client, via=via, started=started, error=error)
+        raise
+    if not dry_run:
+        sync_state.record_sync(client, via=via, started=started, report=report)
+    return report
 
 
 def _sync_locked(
@@ -634,6 +664,10 @@ def _sync_locked(
         if report.untied:
             report.period = _archive_period(client, known.values())
             report.warnings.append(_untied_message(report))
+
+    if not dry_run:
+        payouts = {**fetched.payouts, **known}
+        report.changed_files.extend(fetch_payout_contents(client, gw, payouts))
     report.requests = gw.request_count
 
     newest = max((bt["created"] for bt in known.values()), default=None)
@@ -804,6 +838,33 @@ def _book_streamed(
     return used, currencies, first
 
 
+PAYOUT_TYPES = frozenset({"payout", "payout_failure", "payout_cancel"})
+
+
+def fetch_payout_contents(
+    client: ClientConfig,
+    gateway: StripeGateway,
+    known: Mapping[str, Mapping[str, Any]],
+) -> list[Path]:
+    """Record what each payout settles (issue 8), beside the archive; see reconcile.py.
+
+    ``known`` holds the new and recent transactions; the first time (no payouts recorded yet)
+    the payouts of the whole archive are added, read month by month (only they are kept).
+    """
+    from beancount_stripe import reconcile
+
+    if not archive.payouts_path(client.archive_dir).exists():
+        everything: dict[str, Mapping[str, Any]] = {}
+        for path, rows in _archive_months(client, {}).values():
+            everything.update((bt["id"], bt) for bt in _month_rows(path, rows) if _is_payout(bt))
+        known = {**everything, **known}
+    return reconcile.record_payout_contents(client, gateway, known).changed_files
+
+
+def _is_payout(bt: Mapping[str, Any]) -> bool:
+    return bt.get("type") in PAYOUT_TYPES
+
+
 def fetch_client(
     client: ClientConfig,
     *,
@@ -823,9 +884,11 @@ def fetch_client(
     # starting at the account's creation costs one request per month not yet complete.
     lower = int(account.get("created") or STRIPE_EPOCH)
     with ledger.locked(client.ledger):  # a sync merging the same month file must wait
-        return fetch(
+        result = fetch(
             client, gw, lower=lower, now=now, overlap=overlap, progress=progress, keep=False
         )
+        result.changed_files.extend(fetch_payout_contents(client, gw, result.payouts))
+        return result
 
 
 def _archive_period(

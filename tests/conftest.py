@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from beancount_stripe.config import ClientConfig, KeySource, make_accounts
 from beancount_stripe.simulator import SimAccount, Simulator, World, generate_history
+from beancount_stripe.sync_state import STATE_NAME
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -95,11 +97,27 @@ def make_client(
 
 
 def tree_digest(root: Path) -> dict[str, str]:
-    """sha256 of every file under root, by relative path (to prove 'no byte changed')."""
+    """sha256 of every file under root, by relative path (to prove 'no byte changed').
+
+    The sync state file is left out: it records every run, failed ones too, and is not books;
+    so are Beancount's pickle caches, which any load (bean-check) writes beside a ledger.
+    """
     if not root.exists():
         return {}
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and "__pycache__" not in p.parts
+        if p.is_file()
+        and "__pycache__" not in p.parts
+        and p.name != STATE_NAME
+        and not p.name.endswith(".picklecache")
     }
+
+
+def copy_examples(dest: Path) -> None:
+    """Copy the committed config and example ledgers into ``dest``, without Beancount's pickle
+    caches: a cache copied along names the repository's files, whose unchanged mtimes make it
+    look valid, so a load in the copy would return the repository's entries, not the copy's."""
+    skip = shutil.ignore_patterns("*.picklecache", ".beancount-stripe-state.json")
+    shutil.copytree(REPO / "config", dest / "config", ignore=skip)
+    shutil.copytree(REPO / "example-ledger", dest / "example-ledger", ignore=skip)

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, tree_digest
+from .conftest import REPO, copy_examples, tree_digest
 
 
 @pytest.mark.slow
 def test_demo_regenerates_the_committed_example_ledger(tmp_path: Path) -> None:
     work = tmp_path / "repo"
-    shutil.copytree(REPO / "config", work / "config")
-    shutil.copytree(REPO / "example-ledger", work / "example-ledger")
+    copy_examples(work)
     env = {"PATH": str(Path(sys.executable).parent), "HOME": str(tmp_path), "LANG": "C.UTF-8"}
     proc = subprocess.run(
         [

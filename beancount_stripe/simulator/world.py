@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
+from .bank import StatementSpec
 from .generator import History, generate_history, load_transactions
 from .index import TransactionIndex
 
@@ -41,6 +42,7 @@ class SimAccount:
     timezone: str = "Etc/UTC"
     email: str | None = None
     created: int | None = None
+    bank_statement: StatementSpec | None = None  # the demo's bank CSVs (bank.py), if any
     # balance Stripe reports that no listed transaction explains yet (minor units per currency),
     # for tests of a sync that must not write an assertion it cannot prove
     unlisted_balance: dict[str, int] = field(default_factory=dict)
@@ -316,6 +318,7 @@ _ACCOUNT_KEYS = {
     "email",
     "history",
     "fixture",
+    "bank_statement",
     "restricted_keys",
 }
 _HISTORY_KEYS = {
@@ -360,6 +363,11 @@ def _account_from_spec(spec: Any, at: str, path: Path, platforms: dict[str, str]
         "timezone": str(spec.get("timezone", "Etc/UTC")),
         "email": spec.get("email"),
     }
+    if spec.get("bank_statement"):
+        try:
+            settings["bank_statement"] = StatementSpec.from_mapping(spec["bank_statement"])
+        except (TypeError, ValueError, KeyError, ArithmeticError) as exc:
+            raise ConfigError(f"{at}.bank_statement: {exc}", where=where) from exc
     settings["restricted_keys"] = _restricted_keys(spec.get("restricted_keys"), at, where)
     if spec.get("default_currency"):
         settings["default_currency"] = str(spec["default_currency"]).lower()

@@ -20,19 +20,24 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from beancount_stripe.sync_state import STATE_NAME
+
 BIN = Path(sys.executable).parent
 CLI = str(BIN / "beancount-stripe")
 
 
 def digest(*roots: Path) -> dict[str, str]:
-    """sha256 of every file under ``roots`` (a root may be a file or missing)."""
+    """sha256 of every file under ``roots`` (a root may be a file or missing).
+
+    The sync state file is left out: it records every run, failed ones too, and is not books.
+    """
     out: dict[str, str] = {}
     for root in roots:
         if root.is_file():
             out[str(root)] = hashlib.sha256(root.read_bytes()).hexdigest()
         elif root.is_dir():
             for p in sorted(root.rglob("*")):
-                if p.is_file() and "__pycache__" not in p.parts:
+                if p.is_file() and "__pycache__" not in p.parts and p.name != STATE_NAME:
                     out[str(p)] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
 
