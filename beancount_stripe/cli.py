@@ -8,8 +8,9 @@ import os
 import shutil
 import subprocess
 import sys
-from collections import Counter
+import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -30,7 +31,18 @@ T = TypeVar("T")
 
 
 def _fail(error: BeancountStripeError) -> None:
-    click.secho(f"error: {mask_secrets(str(error))}", fg="red", err=True)
+    _say_error(f"error: {mask_secrets(str(error))}")
+
+
+_held = threading.local()  # per-client error lines of `sync --jobs N`, printed in client order
+
+
+def _say_error(text: str) -> None:
+    lines = getattr(_held, "lines", None)
+    if lines is not None:
+        lines.append(text)
+    else:
+        click.secho(text, fg="red", err=True)
 
 
 def _load(ctx: click.Context) -> Config:
@@ -192,6 +204,13 @@ _api_base_option = click.option(
     envvar="BEANCOUNT_STRIPE_API_BASE",
     help="Stripe API base URL (default https://api.stripe.com; the simulator for tests/demo).",
 )
+_rate_limit_option = click.option(
+    "--rate-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="N",
+    help="Requests per second to Stripe, per client (default: the client's `rate_limit:`, else "
+    "80 for live keys, 20 for test keys; Stripe allows 100 and 25).",
+)
 
 
 @main.command()
@@ -206,6 +225,15 @@ _api_base_option = click.option(
     help="Re-fetch this many days before the newest booked transaction.",
 )
 @_api_base_option
+@_rate_limit_option
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Sync this many clients at once, each under its own rate limit (output stays in order).",
+)
 @click.option("--check", is_flag=True, help="Also run bean-check on each client's ledger.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary of the run.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing when every client succeeds.")
@@ -223,6 +251,8 @@ def sync(
     dry_run: bool,
     overlap_days: int,
     api_base: str | None,
+    rate_limit: float | None,
+    jobs: int,
     check: bool,
     as_json: bool,
     quiet: bool,
@@ -248,7 +278,7 @@ def sync(
     with _errors():
         config = _load(ctx)
         selected = _select(config, clients, all_)
-    bars = _Bars(sys.stderr.isatty() and not as_json and not quiet)
+    bars = _Bars(sys.stderr.isatty() and not as_json and not quiet and jobs == 1)
 
     def run(client: ClientConfig) -> SyncReport:
         try:
@@ -258,12 +288,13 @@ def sync(
                 overlap=datetime.timedelta(days=overlap_days),
                 api_base=api_base,
                 progress=bars,
+                rate_limit=rate_limit,
                 via=sync_state.detect_via(),
             )
         finally:
             bars.close()
 
-    outcomes = [_sync_one(client, run, check=check) for client in selected]
+    outcomes = _sync_all(selected, run, check=check, jobs=jobs)
     code = max((o.exit_status for o in outcomes), default=0)
     summary = monitor.run_summary(outcomes, started, code)
     if as_json:
@@ -283,6 +314,33 @@ def sync(
         if status:
             click.secho(f"warning: --on-failure command exited {status}", fg="yellow", err=True)
     sys.exit(code)
+
+
+def _sync_all(
+    clients: list[ClientConfig],
+    run: Callable[[ClientConfig], SyncReport],
+    *,
+    check: bool,
+    jobs: int,
+) -> list[ClientOutcome]:
+    """Sync each client, ``jobs`` at a time; errors print in client order, not finish order."""
+    if jobs <= 1 or len(clients) <= 1:
+        return [_sync_one(client, run, check=check) for client in clients]
+
+    def held(client: ClientConfig) -> tuple[ClientOutcome, list[str]]:
+        _held.lines = []
+        try:
+            return _sync_one(client, run, check=check), _held.lines
+        finally:
+            _held.lines = None
+
+    outcomes = []
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for outcome, lines in pool.map(held, clients):
+            for line in lines:
+                click.secho(line, fg="red", err=True)
+            outcomes.append(outcome)
+    return outcomes
 
 
 def _sync_one(
@@ -314,7 +372,7 @@ def _sync_one(
         if not ok:
             outcome.exit_status = max(outcome.exit_status, 1)
             outcome.error = outcome.error or f"bean-check found errors in {client.ledger}"
-            click.secho(f"error: {client.id}: bean-check failed:\n{output}", fg="red", err=True)
+            _say_error(f"error: {client.id}: bean-check failed:\n{output}")
     return outcome
 
 
@@ -322,8 +380,15 @@ def _sync_one(
 @click.argument("clients", nargs=-1)
 @click.option("--all", "all_", is_flag=True, help="Fetch every configured client.")
 @_api_base_option
+@_rate_limit_option
 @click.pass_context
-def fetch(ctx: click.Context, clients: tuple[str, ...], all_: bool, api_base: str | None) -> None:
+def fetch(
+    ctx: click.Context,
+    clients: tuple[str, ...],
+    all_: bool,
+    api_base: str | None,
+    rate_limit: float | None,
+) -> None:
     """Fetch balance transactions into each client's JSON Lines archive (no booking).
 
     Then book them with beangulp: `python example-ledger/import.py extract ARCHIVE_DIR -e LEDGER`,
@@ -336,14 +401,16 @@ def fetch(ctx: click.Context, clients: tuple[str, ...], all_: bool, api_base: st
 
     def run(client: ClientConfig) -> tuple[ClientConfig, Any]:
         try:
-            return client, fetch_client(client, api_base=api_base, progress=bars)
+            return client, fetch_client(
+                client, api_base=api_base, progress=bars, rate_limit=rate_limit
+            )
         finally:
             bars.close()
 
     results, code = _for_each(selected, run)
     for client, result in results:
         click.echo(
-            f"{client.id}: {len(result.transactions)} balance transaction(s) fetched, "
+            f"{client.id}: {result.count} balance transaction(s) fetched, "
             f"{len(result.changed_files)} archive file(s) changed in {client.archive_dir} "
             f"({result.months_skipped} complete month(s) skipped)"
         )
@@ -423,7 +490,7 @@ def format_report(
     lines = [
         click.style(f"{c.id}: {c.name} ({c.stripe_account})", bold=True),
         f"  fetched {report.fetched:,} balance transaction(s) in {report.requests:,} request(s); "
-        f"{mode} {len(report.booked):,} new entr{'y' if len(report.booked) == 1 else 'ies'}",
+        f"{mode} {report.booked_count:,} new entr{'y' if report.booked_count == 1 else 'ies'}",
     ]
     if report.by_type:
         ranked = report.by_type.most_common()
@@ -431,7 +498,7 @@ def format_report(
         rest = sum(n for _t, n in ranked[8:])
         more = f", {rest:,} more in {len(ranked) - 8} other types" if rest else ""
         lines.append(f"  by type: {kinds}{more}")
-        by_account = Counter(e.postings[-1].account for e in report.booked).most_common()
+        by_account = report.by_account.most_common()
         accounts = ", ".join(f"{a} {n:,}" for a, n in by_account[:6])
         rest = len(by_account) - 6
         lines.append(f"  by counter-account: {accounts}" + (f", {rest} more" if rest > 0 else ""))
@@ -631,9 +698,9 @@ def _echo_rules_files(config: Config) -> None:
 
 def _rule_coverage_lines(report: SyncReport) -> list[str]:
     """One summary line: how many new entries the client's rules categorized, and by which."""
-    if not getattr(report, "rules_files", 0) or not report.booked:
+    if not getattr(report, "rules_files", 0) or not report.booked_count:
         return []
-    n = len(report.booked)
+    n = report.booked_count
     pct = report.ruled * 100 / n
     top = ", ".join(f"{name} {k:,}" for name, k in report.rule_hits.most_common(6))
     more = len(report.rule_hits) - 6

@@ -112,7 +112,7 @@ def client_summary(outcome: ClientOutcome) -> dict[str, Any]:
         "error": outcome.error,
         "dry_run": bool(report.dry_run) if report else False,
         "fetched": report.fetched if report else 0,
-        "booked": len(report.booked) if report else 0,
+        "booked": report.booked_count if report else 0,
         "requests": report.requests if report else 0,
         "flagged": {
             "open": health.open_flagged if health is not None else None,

@@ -120,10 +120,16 @@ def minimise(bt: Mapping[str, Any], extra: Iterable[Path_] = ()) -> dict[str, An
     return out
 
 
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
+
+
 def _source(obj: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in obj.items():
-        if key == "metadata" and isinstance(value, Mapping):
+        if type(value) in _PLAIN_TYPES:  # most fields: decided without the slow ABC checks
+            if key in _SCALARS:
+                out[key] = value
+        elif key == "metadata" and isinstance(value, Mapping):
             out[key] = _plain(value)
         elif key == "billing_details" and isinstance(value, Mapping):
             out[key] = _pick(value, _BILLING)

@@ -155,6 +155,7 @@ class StripeGateway:
         self.limiter = RateLimiter(rate_limit)
         self._sleep = sleep
         self.request_count = 0
+        self._count_lock = threading.Lock()
         # Applied to every balance transaction as it arrives, before anything can store it:
         # personal data Stripe expands into the source never reaches the archive (privacy.py).
         self.minimise = minimise
@@ -252,6 +253,44 @@ class StripeGateway:
                 cursor_key, cursor = "ending_before", items[0]["id"]
             else:
                 cursor_key, cursor = "starting_after", items[-1]["id"]
+
+    def balance_transactions_page(
+        self,
+        *,
+        created_gte: int,
+        created_lt: int,
+        starting_after: str | None = None,
+        seen: set[str] | None = None,
+        page_no: int = 1,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """One page (newest first) of the BTs created in [gte, lt): (items, has_more).
+
+        The backfill (sync.fetch) schedules pages itself, so it can split a window while paging;
+        ``seen`` is the ids its earlier pages of the same window listed (repeats are refused).
+        """
+        params: dict[str, Any] = {
+            "limit": PAGE_SIZE,
+            "created": {"gte": created_gte, "lt": created_lt},
+            "expand": ["data.source"],
+        }
+        if starting_after:
+            params["starting_after"] = starting_after
+        what = "GET /v1/balance_transactions"
+        page = self._call(
+            lambda: (
+                self._client.raw_request(
+                    "get", "/v1/balance_transactions", **params, **self._options()
+                ).data
+            ),
+            what,
+        )
+        items, has_more = self._page(page, what, page_no)
+        self._check_progress(
+            items, has_more, set() if seen is None else seen, what, page_no, starting_after
+        )
+        if self.minimise is not None:
+            items = [self.minimise(bt) for bt in items]
+        return items, has_more
 
     def _page(
         self, page: dict[str, Any], what: str, page_no: int
@@ -387,7 +426,8 @@ class StripeGateway:
         attempt = 0
         while True:
             self.limiter.wait()
-            self.request_count += 1
+            with self._count_lock:  # windows run in many threads
+                self.request_count += 1
             try:
                 result = fn()
                 result = result.to_dict() if hasattr(result, "to_dict") else result

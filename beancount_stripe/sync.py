@@ -23,7 +23,6 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Container, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from beancount_stripe import (
     summary,
     sync_state,
 )
+from beancount_stripe.backfill import default_workers, fetch_windows
 from beancount_stripe.config import ClientConfig, resolve_key
 from beancount_stripe.errors import (
     BeancountStripeError,
@@ -50,6 +50,7 @@ from beancount_stripe.errors import (
     LedgerError,
     StripeAccessError,
 )
+from beancount_stripe.spool import Spool
 from beancount_stripe.stripe_api import StripeGateway
 
 DEFAULT_OVERLAP = datetime.timedelta(days=2)
@@ -66,7 +67,10 @@ Progress = Callable[[str, int, int], None]  # (client id, months done, months to
 class FetchResult:
     """What one fetch saw: transactions by id, requests made, months fetched/skipped."""
 
-    transactions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    transactions: dict[str, dict[str, Any]] = field(default_factory=dict)  # with keep=True
+    count: int = 0  # transactions fetched (kept or not)
+    payouts: dict[str, dict[str, Any]] = field(default_factory=dict)  # fetched payout BTs (kept)
+    newest: tuple[int, str] | None = None  # (created, id) of the newest one fetched
     months_fetched: int = 0
     months_skipped: int = 0
     changed_files: list[Path] = field(default_factory=list)
@@ -93,6 +97,10 @@ class SyncReport:
     rules_files: int = 0  # rules files the client uses (its own, then shared)
     ruled: int = 0  # booked entries whose counter-account a rule decided (not uncategorized)
     rule_hits: Counter[str] = field(default_factory=Counter)  # rule name → entries it decided
+    # New entries: how many, and per counter-account. ``booked`` holds the entries themselves
+    # only up to KEEP_BOOKED (and always in a dry run): a backfill streams them to the file.
+    booked_count: int = 0
+    by_account: Counter[str] = field(default_factory=Counter)
     # Stripe's balance minus the balance the archive implies, per currency, when they still
     # differ after re-fetching (minor units; empty when the books tie out). No assertion then.
     untied: dict[str, int] = field(default_factory=dict)
@@ -122,17 +130,19 @@ def gateway_for(
 ) -> StripeGateway:
     """A gateway for ``client`` with its key read from its configured source.
 
-    ``rate_limit=0`` disables the client-side limit (benchmarks). Without it, stay under
-    Stripe's read limits with room for the client's other integrations: 80 requests/s for live
-    keys (Stripe allows 100), 20 for test keys (25). ``max_retries`` defaults to
-    ``$BEANCOUNT_STRIPE_RETRIES``, else 6.
+    ``rate_limit=0`` disables the client-side limit (benchmarks). Without it, the client's
+    ``rate_limit:``, else Stripe's read limits with room for the client's other integrations:
+    80 requests/s for live keys (Stripe allows 100), 20 for test keys (25). ``max_retries``
+    defaults to ``$BEANCOUNT_STRIPE_RETRIES``, else 6.
     """
     if max_retries is None:
         max_retries = retries_from_env()
     base = api_base or os.environ.get(API_BASE_ENV) or client.api_base
     key = resolve_key(client)
     if rate_limit is None:
-        rate_limit = 80.0 if "_live_" in key else 20.0
+        rate_limit = client.rate_limit
+    if rate_limit is None:
+        rate_limit = default_rate_limit(key)
     return StripeGateway(
         key,
         client_id=client.id,
@@ -143,6 +153,11 @@ def gateway_for(
         backoff=backoff,
         minimise=privacy.minimiser_for(client),
     )
+
+
+def default_rate_limit(key: str) -> float:
+    """Stripe's read limit for the key's mode, with room for the client's other integrations."""
+    return 80.0 if "_live_" in key else 20.0
 
 
 def retries_from_env() -> int:
@@ -298,10 +313,16 @@ def fetch(
     now: int,
     overlap: datetime.timedelta = DEFAULT_OVERLAP,
     write: bool = True,
-    workers: int = 4,
+    workers: int | None = None,
     progress: Progress | None = None,
+    keep: bool = True,
 ) -> FetchResult:
-    """Fetch every month window not yet complete in the archive; write each month as it lands."""
+    """Fetch every month window not yet complete in the archive; write each month as it lands.
+
+    Pages run concurrently under the gateway's rate limit (``backfill``); ``workers`` defaults
+    to enough threads to reach it. With ``keep=False`` the fetched transactions are only
+    counted (a long backfill is streamed to the archive, not held in memory).
+    """
     tz = ZoneInfo(client.timezone)
     complete, files = _archive_state(client)
     newest: dict[str, int] = {}
@@ -317,33 +338,39 @@ def fetch(
     if progress:
         progress(client.id, 0, len(windows))
 
-    def run(window: Window) -> tuple[Window, list[dict[str, Any]]]:
-        got = list(gateway.balance_transactions(created_gte=window.gte, created_lt=window.lt))
-        return window, got
-
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for window, got in pool.map(run, windows):
-            # A month is only complete once fetched after its end plus the overlap.
-            finished = now >= window.complete_after
-            by_month: dict[str, list[dict[str, Any]]] = {}
-            for bt in got:
-                by_month.setdefault(month_of(bt["created"], tz), []).append(bt)
+    def landed(window: Any, got: list[dict[str, Any]]) -> None:
+        nonlocal done
+        # A month is only complete once fetched after its end plus the overlap.
+        finished = now >= window.complete_after
+        by_month: dict[str, list[dict[str, Any]]] = {}
+        for bt in got:
+            by_month.setdefault(month_of(bt["created"], tz), []).append(bt)
+            if keep:
                 result.transactions[bt["id"]] = bt
-            if write and (got or window.month in files):
-                for month, rows in by_month.items() or [(window.month, [])]:
-                    if archive.write_month(
-                        client.archive_dir,
-                        month,
-                        client.id,
-                        client.stripe_account,
-                        rows,
-                        complete=finished and month == window.month,
-                    ):
-                        result.changed_files.append(archive.month_path(client.archive_dir, month))
-            result.months_fetched += 1
-            done += 1
-            if progress:
-                progress(client.id, done, len(windows))
+            if bt["type"] in PAYOUT_TYPES:
+                result.payouts[bt["id"]] = bt
+            result.count += 1
+            if result.newest is None or (bt["created"], bt["id"]) > result.newest:
+                result.newest = (bt["created"], bt["id"])
+        if write and (got or window.month in files):
+            for month, rows in by_month.items() or [(window.month, [])]:
+                if archive.write_month(
+                    client.archive_dir,
+                    month,
+                    client.id,
+                    client.stripe_account,
+                    rows,
+                    complete=finished and month == window.month,
+                ):
+                    result.changed_files.append(archive.month_path(client.archive_dir, month))
+        result.months_fetched += 1
+        done += 1
+        if progress:
+            progress(client.id, done, len(windows))
+
+    if workers is None:
+        workers = default_workers(gateway.limiter.per_second)
+    fetch_windows(gateway, list(windows), landed, workers=workers)
     return result
 
 
@@ -530,13 +557,15 @@ def sync_client(
     api_base: str | None = None,
     gateway: StripeGateway | None = None,
     progress: Progress | None = None,
-    workers: int = 4,
+    workers: int | None = None,
+    rate_limit: float | None = None,
     via: str = "python",
 ) -> SyncReport:
     """Fetch, book and write one client. See the module docstring for the order of steps.
 
-    ``via`` says who runs it (cli, cron, fava, demo, python): every run that may write, and
-    every failure, is recorded in the client's sync state file (``sync_state``).
+    ``rate_limit`` (requests/s) overrides the client's; see ``gateway_for``. ``via`` says who
+    runs it (cli, cron, fava, demo, python): every run that may write, and every failure, is
+    recorded in the client's sync state file (``sync_state``).
     """
     started = sync_state.now_iso()
     try:
@@ -550,6 +579,7 @@ def sync_client(
                 gateway=gateway,
                 progress=progress,
                 workers=workers,
+                rate_limit=rate_limit,
             )
     except BeancountStripeError as error:
         if not dry_run:
@@ -569,7 +599,8 @@ def _sync_locked(
     api_base: str | None,
     gateway: StripeGateway | None,
     progress: Progress | None,
-    workers: int,
+    workers: int | None,
+    rate_limit: float | None = None,
 ) -> SyncReport:
     report = SyncReport(client=client, dry_run=dry_run)
     tz = ZoneInfo(client.timezone)
@@ -586,7 +617,7 @@ def _sync_locked(
             client.ledger, client.output, archive.month_path(client.archive_dir, "0000-00")
         )
 
-    gw = gateway or gateway_for(client, api_base=api_base)
+    gw = gateway or gateway_for(client, api_base=api_base, rate_limit=rate_limit)
     account = verify_account(gw, client)
 
     newest_date = state.newest_date
@@ -603,22 +634,25 @@ def _sync_locked(
         write=not dry_run,
         workers=workers,
         progress=progress,
+        keep=dry_run,  # a real sync streams: what it fetched is read back month by month
     )
-    report.fetched = len(fetched.transactions)
+    report.fetched = fetched.count
     report.months_skipped = fetched.months_skipped
     report.changed_files.extend(fetched.changed_files)
 
-    full_from = month_of(lower, tz) if newest_date is not None else ""
-    known = read_archive(client, booked=state.stripe_ids, full_from=full_from)
-    known.update(fetched.transactions)
+    # Only the recent months are held in memory: the balance and its assertion need them; older
+    # months are read one at a time while booking (see ``_book_streamed``).
+    extra: dict[str, dict[str, Any]] = dict(fetched.transactions)  # dry run: not in the archive
+    known = _recent_transactions(client, extra, overlap)
     totals, arrived = settle_balance(client, gw, known, write=not dry_run)
     report.fetched += len(arrived)
     report.stripe_balance = totals
+    if dry_run:
+        extra.update((b["id"], b) for b in arrived)
 
     # The archive must imply Stripe's balance before any assertion is written (see tie-out).
-    unwritten = {} if not dry_run else {**fetched.transactions, **{b["id"]: b for b in arrived}}
-    if differences(totals, implied_totals(client, unwritten.values())):
-        before = len(known)
+    if differences(totals, implied_totals(client, extra.values())):
+        before = dict.fromkeys(known)
         report.untied, report.refetched_months = repair_tie_out(
             client,
             gw,
@@ -628,46 +662,71 @@ def _sync_locked(
             now=now,
             overlap=overlap,
             write=not dry_run,
-            unwritten=unwritten,
+            unwritten=extra,
         )
-        report.fetched += len(known) - before
+        report.fetched += len(known) - len(before)
+        if dry_run:
+            extra.update((i, bt) for i, bt in known.items() if i not in before)
         if report.untied:
             report.period = _archive_period(client, known.values())
             report.warnings.append(_untied_message(report))
 
     if not dry_run:
-        report.changed_files.extend(fetch_payout_contents(client, gw, known))
+        payouts = {**fetched.payouts, **known}
+        report.changed_files.extend(fetch_payout_contents(client, gw, payouts))
     report.requests = gw.request_count
 
-    new_bts = [bt for bt in known.values() if bt["id"] not in state.stripe_ids]
-    # Capital CSV rows imported before their balance transaction was synced already book it.
-    covered = capital.covered_by_capital(new_bts, state.capital_entries, client)
-    new_bts = [bt for bt in new_bts if bt["id"] not in covered]
-    pairs = rules.book_with_rules(new_bts, client, ruleset)
-    entries = [entry for entry, _why in pairs]
-    plan = summary.plan_for(  # summary modes: per day / per payout; the rest waits (summary.py)
+    # Transaction mode streams: entries are booked month by month while writing (see
+    # ``_book_streamed``). Summary modes group across days and payouts, so they book what the
+    # ledger lacks at once; their entries are few, and what waits stays in the archive.
+    plan = summary.plan_for(
         client,
-        entries,
-        new_bts,
+        [],
+        [],
         old_summaries,
         taken=state.summaries,
         now=now,
         overlap=overlap,
         uncategorized=ruleset.uncategorized,
     )
-    entries = plan.entries
-    report.waiting, report.waiting_count = plan.waiting_nets(), len(plan.waiting)
-    report.rules_files = len(ruleset.files)
-    for _entry, why in pairs:
-        rule = why.account_rule
-        if rule is not None and ruleset.uncategorized not in why.accounts:
-            report.rule_hits[rule.name] += 1
-    report.ruled = sum(report.rule_hits.values())
-    report.booked = entries
-    report.by_type = Counter(str(bt["type"]) for bt in new_bts)
-    report.flagged = sum(1 for e in entries if e.flag == "!")
+    streamed = client.booking.mode == "transaction"
+    entries: list[data.Transaction] = []
+    if not streamed:
+        new_bts = [
+            bt
+            for path, rows in _archive_months(client, extra).values()
+            for bt in _month_rows(path, rows, state.stripe_ids)
+        ]
+        # Capital CSV rows imported before their balance transaction was synced already book it.
+        covered = capital.covered_by_capital(new_bts, state.capital_entries, client)
+        new_bts = [bt for bt in new_bts if bt["id"] not in covered]
+        for bt in new_bts:  # the assertion day may move back to the oldest waiting one
+            known.setdefault(bt["id"], bt)
+        pairs = rules.book_with_rules(new_bts, client, ruleset)
+        plan = summary.plan_for(  # per day / per payout; the rest waits (summary.py)
+            client,
+            [entry for entry, _why in pairs],
+            new_bts,
+            old_summaries,
+            taken=state.summaries,
+            now=now,
+            overlap=overlap,
+            uncategorized=ruleset.uncategorized,
+        )
+        entries = plan.entries
+        report.waiting, report.waiting_count = plan.waiting_nets(), len(plan.waiting)
+        report.rules_files = len(ruleset.files)
+        for _entry, why in pairs:
+            rule = why.account_rule
+            if rule is not None and ruleset.uncategorized not in why.accounts:
+                report.rule_hits[rule.name] += 1
+        report.ruled = sum(report.rule_hits.values())
+        report.booked = entries
+        report.booked_count = len(entries)
+        report.by_account.update(e.postings[-1].account for e in entries)
+        report.by_type = Counter(str(bt["type"]) for bt in new_bts)
+        report.flagged = sum(1 for e in entries if e.flag == "!")
 
-    blocks: list[str] = []
     newest = max((bt["created"] for bt in known.values()), default=None)
     assertions: list[data.Balance] = []
     if newest is not None and not report.untied:
@@ -689,41 +748,183 @@ def _sync_locked(
                 continue
             assertions.append(bal)
     report.assertions = assertions
+    del known
 
-    if entries or assertions:
-        first_date = min([e.date for e in entries] + [a.date for a in assertions])
-        used = {p.account for e in entries for p in e.postings}
-        used.update(a.account for a in assertions)
-        opens = ledger.open_directives(used, state.open_accounts, first_date)
-        used_currencies = {p.units.currency for e in entries for p in e.postings}
-        used_currencies.update(a.amount.currency for a in assertions)
-        commodities = ledger.commodity_directives(used_currencies, state.commodities, first_date)
-        if commodities:
-            blocks.append(ledger.format_entries(commodities))
-        if opens:
-            blocks.append(ledger.format_entries(opens))
-        if entries:
-            blocks.append(ledger.format_entries(entries))
-        if assertions:
-            blocks.append(ledger.format_entries(assertions))
-    report.text = "\n".join(blocks)
-
-    if dry_run:
-        return report
-    main_text = ledger.ensure_main(
-        client.ledger, client.output, client.name, client.operating_currency
-    )
+    main_text = None
+    if not dry_run:
+        main_text = ledger.ensure_main(
+            client.ledger, client.output, client.name, client.operating_currency
+        )
     header = ledger.OUTPUT_HEADER.format(name=client.name, account=client.stripe_account)
-    if plan.new and summary.write_index(client, plan.new):  # before the ledger: see summary.py
-        report.changed_files.append(summary.index_path(client.archive_dir))
-    if blocks and ledger.append(client.output, blocks, header):
-        report.changed_files.append(client.output)
+    if not streamed:
+        blocks: list[str] = []
+        if entries or assertions:
+            first = min([e.date for e in entries] + [a.date for a in assertions])
+            used = {p.account for e in entries for p in e.postings}
+            used.update(a.account for a in assertions)
+            opens = ledger.open_directives(used, state.open_accounts, first)
+            used_currencies = {p.units.currency for e in entries for p in e.postings}
+            used_currencies.update(a.amount.currency for a in assertions)
+            commodities = ledger.commodity_directives(used_currencies, state.commodities, first)
+            if commodities:
+                blocks.append(ledger.format_entries(commodities))
+            if opens:
+                blocks.append(ledger.format_entries(opens))
+            if entries:
+                blocks.append(ledger.format_entries(entries))
+            if assertions:
+                blocks.append(ledger.format_entries(assertions))
+        report.text = "\n".join(blocks)
+        if dry_run:
+            return report
+        if plan.new and summary.write_index(client, plan.new):  # before the ledger: summary.py
+            report.changed_files.append(summary.index_path(client.archive_dir))
+        if blocks and ledger.append(client.output, blocks, header):
+            report.changed_files.append(client.output)
+    else:
+        with Spool(None if dry_run else client.output) as entries_text:
+            used, used_currencies, first_date = _book_streamed(
+                client, ruleset, state, extra, report, entries_text
+            )
+            blocks: list[str] = []
+            if report.booked_count or assertions:
+                dates = [a.date for a in assertions] + ([first_date] if first_date else [])
+                first = min(dates)
+                used.update(a.account for a in assertions)
+                opens = ledger.open_directives(used, state.open_accounts, first)
+                used_currencies.update(a.amount.currency for a in assertions)
+                commodities = ledger.commodity_directives(used_currencies, state.commodities, first)
+                if commodities:
+                    blocks.append(ledger.format_entries(commodities))
+                if opens:
+                    blocks.append(ledger.format_entries(opens))
+            tail = [ledger.format_entries(assertions)] if assertions else []
+            if dry_run or report.booked_count <= KEEP_BOOKED:
+                body = [entries_text.text()] if report.booked_count else []
+                report.text = "\n".join(blocks + body + tail)
+            if dry_run:
+                return report
+            if entries_text.append_to(client.output, header, blocks, tail):
+                report.changed_files.append(client.output)
     # The main ledger comes second, so a crash in between leaves it missing, as before the
     # first sync; the next sync (even with nothing new) creates it.
     if main_text is not None and client.output.exists():
         atomic.write_atomic(client.ledger, main_text)
         report.changed_files.append(client.ledger)
     return report
+
+
+KEEP_BOOKED = 10_000  # SyncReport.booked/text hold the entries up to this many (memory)
+
+
+def _archive_months(
+    client: ClientConfig, extra: Mapping[str, dict[str, Any]]
+) -> dict[str, tuple[Path | None, list[dict[str, Any]]]]:
+    """Every month of the archive plus ``extra`` (unwritten, dry run): (file, extra rows)."""
+    tz = ZoneInfo(client.timezone)
+    out: dict[str, tuple[Path | None, list[dict[str, Any]]]] = {
+        month: (path, []) for month, path in archive.month_files(client.archive_dir)
+    }
+    for bt in extra.values():
+        month = month_of(bt["created"], tz)
+        out.setdefault(month, (None, []))[1].append(bt)
+    return dict(sorted(out.items()))
+
+
+def _month_rows(
+    path: Path | None, rows: list[dict[str, Any]], skip_ids: Container[str] = frozenset()
+) -> list[dict[str, Any]]:
+    merged = (
+        {bt["id"]: bt for bt in archive.read_transactions(path, skip_ids=skip_ids)} if path else {}
+    )
+    merged.update((bt["id"], bt) for bt in rows if bt["id"] not in skip_ids)
+    return list(merged.values())
+
+
+def _recent_transactions(
+    client: ClientConfig, extra: Mapping[str, dict[str, Any]], overlap: datetime.timedelta
+) -> dict[str, dict[str, Any]]:
+    """The archive's transactions from the month holding the newest one's overlap on, by id.
+
+    Enough to read the balance (newer transactions are asked for after the newest) and to date
+    its assertion (only transactions after the cut-off day count).
+    """
+    tz = ZoneInfo(client.timezone)
+    months = _archive_months(client, extra)
+    out: dict[str, dict[str, Any]] = {}
+    floor: str | None = None
+    for month in reversed(list(months)):
+        if floor is not None and month < floor:
+            break
+        rows = _month_rows(*months[month])
+        out.update((bt["id"], bt) for bt in rows)
+        if rows and floor is None:
+            newest = max(bt["created"] for bt in rows)
+            reach = newest - int(overlap.total_seconds()) - 2 * 86400
+            floor = month_of(reach, tz)
+    return out
+
+
+def _book_streamed(
+    client: ClientConfig,
+    ruleset: rules.Ruleset,
+    state: ledger.LedgerState,
+    extra: Mapping[str, dict[str, Any]],
+    report: SyncReport,
+    out: Spool,
+) -> tuple[set[str], set[str], datetime.date | None]:
+    """Book every archived transaction the ledger lacks, one month at a time, into ``out``.
+
+    Returns the accounts and currencies the entries use and their first date. Entries sort by
+    (date, created, id) within a month and months are in order, so the text equals booking all
+    at once.
+    """
+    months = _archive_months(client, extra)
+    covered: set[str] = set()
+    if state.capital_entries:  # Capital CSV rows imported before their BT was synced book it
+        financing = [
+            bt
+            for path, rows in months.values()
+            for bt in _month_rows(path, rows, state.stripe_ids)
+            if bt["type"] in capital.KIND_OF_BT
+            or bt.get("reporting_category") in capital.KIND_OF_BT
+        ]
+        covered = capital.covered_by_capital(financing, state.capital_entries, client)
+    used: set[str] = set()
+    currencies: set[str] = set()
+    first: datetime.date | None = None
+    report.rules_files = len(ruleset.files)
+    for path, rows in months.values():
+        new_bts = [
+            bt for bt in _month_rows(path, rows, state.stripe_ids) if bt["id"] not in covered
+        ]
+        if not new_bts:
+            continue
+        pairs = rules.book_with_rules(new_bts, client, ruleset)
+        entries = [entry for entry, _why in pairs]
+        for entry, why in pairs:
+            rule = why.account_rule
+            if rule is not None and ruleset.uncategorized not in why.accounts:
+                report.rule_hits[rule.name] += 1
+            if entry.flag == "!":
+                report.flagged += 1
+            report.by_account[entry.postings[-1].account] += 1
+            for posting in entry.postings:
+                used.add(posting.account)
+                currencies.add(posting.units.currency)
+            first = entry.date if first is None else min(first, entry.date)
+        report.by_type.update(str(bt["type"]) for bt in new_bts)
+        report.booked_count += len(entries)
+        if report.dry_run or report.booked_count <= KEEP_BOOKED:
+            report.booked.extend(entries)
+        else:
+            report.booked.clear()
+        out.write(ledger.format_entries(entries))
+    report.ruled = sum(report.rule_hits.values())
+    return used, currencies, first
+
+
+PAYOUT_TYPES = frozenset({"payout", "payout_failure", "payout_cancel"})
 
 
 def fetch_payout_contents(
@@ -733,14 +934,21 @@ def fetch_payout_contents(
 ) -> list[Path]:
     """Record what each payout settles (issue 8), beside the archive; see reconcile.py.
 
-    ``known`` skips old booked months; the first time (no payouts recorded yet) the whole
-    archive is read so that every payout of the history is recorded once.
+    ``known`` holds the new and recent transactions; the first time (no payouts recorded yet)
+    the payouts of the whole archive are added, read month by month (only they are kept).
     """
     from beancount_stripe import reconcile
 
     if not archive.payouts_path(client.archive_dir).exists():
-        known = {**read_archive(client), **known}
+        everything: dict[str, Mapping[str, Any]] = {}
+        for path, rows in _archive_months(client, {}).values():
+            everything.update((bt["id"], bt) for bt in _month_rows(path, rows) if _is_payout(bt))
+        known = {**everything, **known}
     return reconcile.record_payout_contents(client, gateway, known).changed_files
+
+
+def _is_payout(bt: Mapping[str, Any]) -> bool:
+    return bt.get("type") in PAYOUT_TYPES
 
 
 def fetch_client(
@@ -751,18 +959,21 @@ def fetch_client(
     api_base: str | None = None,
     gateway: StripeGateway | None = None,
     progress: Progress | None = None,
+    rate_limit: float | None = None,
 ) -> FetchResult:
     """Only fetch into the archive (for beangulp's ``import.py extract`` and Fava's Import page)."""
     now = int(time.time()) if now is None else now
     atomic.check_writable(archive.month_path(client.archive_dir, "0000-00"))
-    gw = gateway or gateway_for(client, api_base=api_base)
+    gw = gateway or gateway_for(client, api_base=api_base, rate_limit=rate_limit)
     account = verify_account(gw, client)
     # Complete months are skipped and the others resume from their newest transaction, so
     # starting at the account's creation costs one request per month not yet complete.
     lower = int(account.get("created") or STRIPE_EPOCH)
     with ledger.locked(client.ledger):  # a sync merging the same month file must wait
-        result = fetch(client, gw, lower=lower, now=now, overlap=overlap, progress=progress)
-        result.changed_files.extend(fetch_payout_contents(client, gw, result.transactions))
+        result = fetch(
+            client, gw, lower=lower, now=now, overlap=overlap, progress=progress, keep=False
+        )
+        result.changed_files.extend(fetch_payout_contents(client, gw, result.payouts))
         return result
 
 

@@ -176,7 +176,7 @@ def record_sync(
         run.result = "error"
         run.errors = [mask_secrets(str(error))]
     if report is not None:
-        run.entries_added = len(report.booked)
+        run.entries_added = report.booked_count
         run.flagged = int(report.flagged)
         run.fetched = int(report.fetched)
         run.warnings = [mask_secrets(w) for w in report.warnings]

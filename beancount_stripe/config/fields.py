@@ -244,6 +244,16 @@ def _check_field(report: _Report, key: str, value: Any, path: str, client_id: st
             report.add(path, f"`{value}` is not an http(s) URL", fix)
             return _BAD
         return value.rstrip("/")
+    if key == "rate_limit":
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 1000
+        if not ok:
+            report.add(
+                path,
+                f"`rate_limit` must be a number of requests per second, not {value!r}",
+                "write e.g. `rate_limit: 20`, or remove it to follow Stripe's limit for the key",
+            )
+            return _BAD
+        return float(value)
     if key == "accounts":
         return _check_accounts(report, path, value)
     if key == "rules":

@@ -292,6 +292,7 @@ def _build_client(
         connect=bool(connect),
         platform_account=vals.get("platform_account", (None, ""))[0],
         api_base=vals.get("api_base", (None, ""))[0],
+        rate_limit=vals.get("rate_limit", (None, ""))[0],
         operating_currency=vals.get("operating_currency", (None, ""))[0],
         source_file=config_path.absolute(),
         source_line=report.line(cpath),

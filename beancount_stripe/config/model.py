@@ -165,6 +165,7 @@ class ClientConfig:
     payouts: PayoutsConfig = field(default_factory=PayoutsConfig)  # bank matching (reconcile)
     booking: BookingConfig = field(default_factory=BookingConfig)  # summary modes (summary.py)
     archive_keep: str = "minimal"  # `archive: {keep: full}`: store expanded sources whole
+    rate_limit: float | None = None  # requests/s to Stripe; None: by the key's mode (sync.py)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ CLIENT_KEYS = (
     "capital",
     "payouts",
     "booking",
+    "rate_limit",
 )
 
 
@@ -49,6 +50,7 @@ DEFAULTS_KEYS = (
     "key",
     "connect",
     "platform_account",
+    "rate_limit",
 )
 
 

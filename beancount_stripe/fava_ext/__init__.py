@@ -410,9 +410,10 @@ class Stripe(FavaExtensionBase):
                     self.ledger.watcher.notify(path)
             job = {
                 "state": "done",
-                "message": f"{len(report.booked)} new entr"
-                f"{'y' if len(report.booked) == 1 else 'ies'}, {report.flagged} flagged for review",
-                "added": len(report.booked),
+                "message": f"{report.booked_count} new entr"
+                f"{'y' if report.booked_count == 1 else 'ies'}, "
+                f"{report.flagged} flagged for review",
+                "added": report.booked_count,
                 "warnings": [mask_secrets(w) for w in report.warnings],
             }
         with self._job_lock:

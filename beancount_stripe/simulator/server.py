@@ -364,6 +364,7 @@ class Simulator:
             )
 
     def _take_token(self, key: str) -> bool:
+        """A token bucket of ``rate_limit`` per second, holding at most one second's worth."""
         if not self.rate_limit:
             return True
         rate = float(self.rate_limit)
@@ -448,10 +449,11 @@ class _Handler(BaseHTTPRequestHandler):
             if fault is not None and fault != "repeat_page":
                 raise _fault_error(fault)
             key_account, key = self._authenticate()
-            if not sim._take_token(key):
-                raise ApiError(429, RATE_LIMIT_MESSAGE, code="rate_limit")
             account = self._acting_account(key_account, key)
             account_id = account.id
+            # One bucket per key and account acted on (each connected account has its own).
+            if not sim._take_token(f"{key}|{account.id}"):
+                raise ApiError(429, RATE_LIMIT_MESSAGE, code="rate_limit")
             permissions = sim.world.permissions_of(key)
             api = _Api(
                 sim,

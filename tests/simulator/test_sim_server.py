@@ -667,3 +667,28 @@ def test_html_faults_answer_like_a_server_that_is_not_stripe() -> None:
             except urllib.error.HTTPError as err:
                 got, kind = err.code, err.headers["Content-Type"]
             assert (got, kind) == (status, "text/html")
+
+
+def test_rate_limit_holds_under_concurrent_load() -> None:
+    """Hammered from many threads, the simulator admits no more than the limit (plus the
+    one-second bucket) and answers the rest with Stripe's 429."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    rate = 10.0
+    with Simulator(make_world(), rate_limit=rate) as sim:
+        started = time.monotonic()
+
+        def hammer(_: int) -> list[int]:
+            out = []
+            while time.monotonic() - started < 1.5:
+                out.append(raw(sim, "/v1/balance", key=KEYS[ALPHA])[0])
+            return out
+
+        with ThreadPoolExecutor(6) as pool:
+            statuses = [s for chunk in pool.map(hammer, range(6)) for s in chunk]
+        elapsed = time.monotonic() - started
+    ok = statuses.count(200)
+    assert set(statuses) == {200, 429}
+    assert ok <= rate * elapsed + rate + 1
+    assert ok >= rate  # the bucket starts full
