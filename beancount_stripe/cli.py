@@ -676,9 +676,6 @@ def _bean_check_text(client: ClientConfig) -> tuple[bool, str]:
     return proc.returncode == 0, (proc.stdout + proc.stderr).strip()
 
 
-# -- rules: explain, test, suggest, recategorize (issue 3) ---------------------------------------
-
-
 def _echo_rules_files(config: Config) -> None:
     """After `config check`: each rules file once, with its rule and party counts."""
     from beancount_stripe import rules
@@ -711,248 +708,10 @@ def _rule_coverage_lines(report: SyncReport) -> list[str]:
     ]
 
 
-@main.group("rules")
-def rules_group() -> None:
-    """Categorization rules: explain a decision, test coverage, suggest rules from the ledger.
-
-    \b
-      beancount-stripe rules explain txn_1…          # which rule decided what, and near misses
-      beancount-stripe rules test acme --fail-under 95
-      beancount-stripe rules suggest acme > suggested.yaml
-      beancount-stripe recategorize acme --dry-run   # re-apply rules to entries under review
-    """
-
-
-@rules_group.command("explain")
-@click.argument("txn_id")
-@click.option("--client", "client_id", help="Client whose archive holds the transaction.")
-@click.option(
-    "--file",
-    "file_",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Read the transaction from this archive file / saved list response instead.",
-)
-@click.pass_context
-def rules_explain(
-    ctx: click.Context, txn_id: str, client_id: str | None, file_: Path | None
-) -> None:
-    """Explain how TXN_ID (a txn_… id or its source id, e.g. ch_…/po_…) is booked.
-
-    Shows which rule decided each part of the entry (account, payee, narration, flag, tags,
-    links, metadata) and why, the rules that almost matched, and the resulting entry.
-    """
-    from beancount_stripe import archive, categorize
-
-    with _errors():
-        config = _load(ctx)
-        clients = [config.client(client_id)] if client_id else list(config.clients)
-        if file_ is not None and client_id is None:
-            header = archive.read_header(file_)
-            named = [c for c in clients if header and header.client == c.id]
-            if named:
-                clients = named
-            elif len(clients) > 1:
-                raise click.UsageError("name the client the file belongs to with --client")
-        client, bt = categorize.find_transaction(clients, txn_id, file_)
-        click.echo(categorize.explain(client, bt))
-
-
-@rules_group.command("test")
-@click.argument("clients", nargs=-1)
-@click.option("--all", "all_", is_flag=True, help="Test every configured client.")
-@click.option(
-    "--fail-under",
-    type=click.FloatRange(0, 100),
-    help="Exit 1 when less than PCT percent of transactions are categorized.",
-)
-@click.option("--top", type=click.IntRange(0, 1000), default=10, show_default=True)
-@click.pass_context
-def rules_test(
-    ctx: click.Context, clients: tuple[str, ...], all_: bool, fail_under: float | None, top: int
-) -> None:
-    """Run the rules over each client's archive and report coverage.
-
-    Per rule: transactions and gross amount whose counter-account it decided; what falls to the
-    uncategorized account; the most common uncategorized descriptions and payees.
-    """
-    from beancount_stripe import categorize
-
-    with _errors():
-        config = _load(ctx)
-        selected = _select(config, clients, all_)
-    results, code = _for_each(selected, lambda c: categorize.coverage(c, top=top))
-    for cov in results:
-        click.echo(categorize.format_coverage(cov))
-        if fail_under is not None and cov.percent < Decimal(str(fail_under)):
-            click.secho(
-                f"{cov.client.id}: coverage {cov.percent}% is under --fail-under {fail_under}%",
-                fg="red",
-                err=True,
-            )
-            code = max(code, 1)
-    sys.exit(code)
-
-
-@rules_group.command("suggest")
-@click.argument("client_id", required=False)
-@click.option("--min-count", type=click.IntRange(1), default=2, show_default=True)
-@click.option(
-    "--min-precision",
-    type=click.FloatRange(0.5, 1.0),
-    default=0.9,
-    show_default=True,
-    help="Share of the entries a proposed rule matches that must agree with the ledger.",
-)
-@click.pass_context
-def rules_suggest(
-    ctx: click.Context, client_id: str | None, min_count: int, min_precision: float
-) -> None:
-    """Propose rules (YAML) from entries a bookkeeper categorized by hand in the ledger.
-
-    An entry counts as categorized by hand when its counter-account differs from what the
-    current rules give, or its `!` flag was removed. Each proposal shows how many entries it
-    decides as the ledger does, and its conflicts. Nothing is written: paste what you agree with.
-    """
-    from beancount_stripe import categorize
-
-    with _errors():
-        config = _load(ctx)
-        (client,) = _select(config, (client_id,) if client_id else (), False)[:1]
-        result = categorize.suggest(client, min_count=min_count, min_precision=min_precision)
-        click.echo(categorize.format_suggestions(result), nl=False)
-
-
-@main.command("recategorize")
-@click.argument("clients", nargs=-1)
-@click.option("--all", "all_", is_flag=True, help="Every configured client.")
-@click.option("--dry-run", is_flag=True, help="Show the diff; write nothing.")
-@click.pass_context
-def recategorize_cmd(
-    ctx: click.Context, clients: tuple[str, ...], all_: bool, dry_run: bool
-) -> None:
-    """Re-apply the current rules to entries still flagged `!` or on the uncategorized account.
-
-    Only entries whose `stripe_hash` fingerprint still matches their content are rewritten: an
-    entry a person has edited in any way is never touched. Prints the diff; the output file is
-    replaced in one atomic rename (nothing is written with --dry-run).
-    """
-    from beancount_stripe import categorize
-
-    with _errors():
-        config = _load(ctx)
-        selected = _select(config, clients, all_)
-    results, code = _for_each(selected, lambda c: categorize.recategorize(c, dry_run=dry_run))
-    for result in results:
-        if result.diff:
-            click.echo(result.diff, nl=False)
-        click.echo(categorize.format_recategorized(result, dry_run))
-    sys.exit(code)
-
-
-# -- Stripe Capital: import loan CSVs, loan status (issue 4) ----------------------------------
-
-
-@main.group("capital")
-def capital_group() -> None:
-    """Stripe Capital: book loan CSV exports, show where each loan stands.
-
-    \b
-      beancount-stripe capital import FILE --client acme [--dry-run]
-      beancount-stripe capital status acme
-    """
-
-
-@capital_group.command("import")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--client", "client_id", required=True, help="The client whose loan it is.")
-@click.option("--dry-run", is_flag=True, help="Show what would be appended; write nothing.")
-@click.pass_context
-def capital_import(ctx: click.Context, file: Path, client_id: str, dry_run: bool) -> None:
-    """Book a Capital CSV export against the client's loan.
-
-    The columns are recognized by their headers (Stripe's balance reports, the Dashboard balance
-    export, financing-transaction exports; `capital.columns` in the config maps any other).
-    Proceeds credit the loan; each paydown debits it for the principal and the financing-fee
-    account for the fee. A row whose balance transaction is already synced adds only its fee
-    part; rows already imported are skipped, so importing a file twice books nothing. A bad row
-    stops the import with its row number, and nothing is written.
-    """
-    from beancount_stripe import capital
-
-    with _errors():
-        config = _load(ctx)
-        client = config.client(client_id)
-        result = capital.import_file(file, client, dry_run=dry_run)
-    if dry_run and result.text:
-        click.echo(result.text)
-    click.echo(format_capital_import(result))
-
-
-def format_capital_import(result: Any) -> str:
-    """Summary of one ``capital.import_file`` run."""
-    c, f, plan = result.client, result.file, result.plan
-    skipped = f" ({f.skipped:,} other row(s) skipped)" if f.skipped else ""
-    lines = [
-        click.style(f"{c.id}: {f.path.name} ({f.style})", bold=True),
-        f"  {len(f.rows):,} Capital row(s){skipped}",
-        f"  booked with their money: {plan.booked:,}; fee part added to synced paydowns: "
-        f"{plan.split:,}; synced, nothing to add: {plan.reconciled:,}; already imported: "
-        f"{plan.already:,}",
-    ]
-    if plan.assertions:
-        lines.append(f"  loan balance assertions: {len(plan.assertions):,}")
-    for w in plan.warnings:
-        lines.append(click.style(f"  warning: {w}", fg="yellow"))
-    if result.dry_run:
-        verb = "would append to" if result.text else "nothing to append to"
-        lines.append(f"  {verb} {_rel(result.output)}")
-    elif result.changed_files:
-        lines.append(f"  appended to {_rel(result.output)}")
-    else:
-        lines.append(f"  nothing new; {_rel(result.output)} unchanged")
-    return "\n".join(lines)
-
-
-@capital_group.command("status")
-@click.argument("client_id")
-@click.pass_context
-def capital_status(ctx: click.Context, client_id: str) -> None:
-    """Per loan: paid out, repaid (withheld or paid), fees paid, principal outstanding."""
-    from beancount_stripe import capital
-
-    with _errors():
-        config = _load(ctx)
-        client = config.client(client_id)
-        statuses = capital.status_of(client)
-    click.echo(click.style(f"{client.id}: {client.name}, Stripe Capital", bold=True))
-    for st in statuses:
-        cur = st.loan.currency
-        loan = st.loan
-        lines = [
-            f"  loan {loan.id} ({cur}): advance {_fmt(currency.to_minor(loan.advance, cur), cur)},"
-            f" fee {_fmt(st.fee_total, cur)}",
-            f"    paid out              {_fmt(st.paid_out, cur)}",
-            f"    repaid to date        {_fmt(st.repaid, cur)}  (withheld from sales "
-            f"{_fmt(st.withheld, cur)}, other payments {_fmt(st.repaid - st.withheld, cur)})",
-            f"    fees paid             {_fmt(st.fees_paid, cur)} of {_fmt(st.fee_total, cur)}",
-            f"    principal outstanding {_fmt(st.principal_outstanding, cur)}  "
-            f"({client.accounts.capital_loan})",
-            f"    left to repay         {_fmt(st.left_to_repay, cur)}  (principal and fee)",
-        ]
-        if st.unsplit:
-            lines.append(
-                click.style(
-                    f"    not yet split: {_fmt(st.unsplit, cur)} of synced paydowns count whole "
-                    "against the loan; import the Capital export that covers them",
-                    fg="yellow",
-                )
-            )
-        click.echo("\n".join(lines))
-
-
 def _demo_capital(client: ClientConfig) -> tuple[str, int]:
     """The demo imports each Capital CSV beside a client's ledger (`capital/*.csv`), by name."""
     from beancount_stripe import capital
+    from beancount_stripe.cli_capital import format_capital_import
 
     if client.capital is None:
         return "", 0
@@ -977,6 +736,14 @@ def _demo_bank(client: ClientConfig, sim_world: Any, fresh: bool) -> str:
     except BeancountStripeError as e:
         _fail(e)
         return ""
+
+
+def _register_rules_and_capital() -> None:  # their commands live in cli_rules.py, cli_capital.py
+    import beancount_stripe.cli_capital
+    import beancount_stripe.cli_rules  # noqa: F401  (their decorators register on ``main``)
+
+
+_register_rules_and_capital()
 
 
 if __name__ == "__main__":
