@@ -21,6 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from .generator import balance_object
+from .index import Query, UnknownCursor
 from .protocol import (  # noqa: F401  (re-exported: tests and the package import them here)
     _EXPAND_KEY,
     _LIST_PARAMS,
@@ -44,8 +46,6 @@ from .protocol import (  # noqa: F401  (re-exported: tests and the package impor
     granted,
     mask_key,
 )
-from .generator import balance_object
-from .index import Query, UnknownCursor
 from .world import SimAccount, World
 
 
