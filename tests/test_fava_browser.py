@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,31 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextmanager
+def running_fava(*ledgers: Path | str, read_only: bool = False) -> Iterator[str]:
+    """Fava itself, in its own process on a free loopback port, until the block ends."""
+    port = _free_port()
+    fava = Path(sys.executable).with_name("fava")
+    flags = ["--read-only"] if read_only else []
+    proc = subprocess.Popen(
+        [str(fava), *flags, "--host", "127.0.0.1", "--port", str(port), *map(str, ledgers)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(url, timeout=1)
+                break
+            except OSError:
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 @pytest.fixture
@@ -66,25 +92,8 @@ def fava_url(make_client: ClientFactory, tmp_path: Path) -> Iterator[tuple[str, 
     inbox = client.ledger.parent / "inbox"
     inbox.mkdir()
     (inbox / "balance_transactions.json").write_text(json.dumps({"object": "list", "data": saved}))
-    port = _free_port()
-    fava = Path(sys.executable).with_name("fava")
-    proc = subprocess.Popen(
-        [str(fava), "--host", "127.0.0.1", "--port", str(port), str(client.ledger)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(url, timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
+    with running_fava(client.ledger) as url:
         yield url, client.archive_dir
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_fava_shows_synced_books_and_import_page(

@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +17,7 @@ from beancount_stripe.simulator import World
 from beancount_stripe.sync import sync_client
 
 from .conftest import ClientFactory
-from .test_fava_browser import CHROMIUM, _free_port, _require_chromium
+from .test_fava_browser import CHROMIUM, _require_chromium, running_fava
 
 pytestmark = pytest.mark.slow
 SECTIONS = ("stripe-connection", "stripe-review", "stripe-payouts", "stripe-charts")
@@ -49,25 +45,8 @@ def stripe_page(
     )
     history = world.accounts[client.stripe_account].history.transactions
     sync_client(client, via="cron", now=max(bt["created"] for bt in history) + 3600)
-    port = _free_port()
-    fava = Path(sys.executable).with_name("fava")
-    proc = subprocess.Popen(
-        [str(fava), "--host", "127.0.0.1", "--port", str(port), str(client.ledger)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(url, timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
+    with running_fava(client.ledger) as url:
         yield url, client
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_stripe_page_in_the_browser(
@@ -150,53 +129,35 @@ def test_example_ledgers_in_the_browser(tmp_path: Path) -> None:
         str(tmp_path / "example-ledger" / c / "ledger.beancount")
         for c in ("acme", "kyoto-tea", "gulf-trading")
     ]
-    port = _free_port()
-    fava = Path(sys.executable).with_name("fava")
-    proc = subprocess.Popen(
-        [str(fava), "--read-only", "--host", "127.0.0.1", "--port", str(port), *ledgers],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
     shots = Path(SHOTS) if SHOTS else tmp_path / "shots"
     shots.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(url, timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=str(CHROMIUM),
-                args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"],
-            )
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"{url}/acme-coffee-roasters/extension/Stripe/")
-            page.wait_for_selector("#stripe-charts svg", timeout=20_000)
-            assert page.locator("#stripe-sync-now").count() == 0  # --read-only: no buttons
-            height = page.evaluate("document.getElementById('stripe-page').scrollHeight")
-            page.set_viewport_size({"width": 1400, "height": int(height) + 400})
-            for section in (*SECTIONS, "stripe-capital", "stripe-firm"):
-                page.locator(f"#{section}").screenshot(path=str(shots / f"example-{section}.png"))
-            assert "flxln_18CWiQCQ0exodBPO2rtX3Pf4" in page.inner_text("#stripe-capital")
-            # a payout opens onto the transactions it settled (read-only mode allows it: GET)
-            payout = page.locator(".stripe-payout-txns").first
-            settled = int(payout.locator("summary").inner_text())
-            payout.locator("summary").click()
-            page.wait_for_selector(".stripe-payout-txns[open] tbody tr", timeout=20_000)
-            assert payout.locator("tbody tr").count() == settled
-            assert "txn_" in payout.locator("tbody").inner_text()
-            payout.screenshot(path=str(shots / "example-payout-drilldown.png"))
-            page.click("#stripe-firm >> text=Kyoto Tea House")
-            page.wait_for_selector("text=acct_1KyotoTeaHouse01", timeout=20_000)
-            assert "/kyoto-tea-house/extension/Stripe/" in page.url
-            browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with running_fava(*ledgers, read_only=True) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{url}/acme-coffee-roasters/extension/Stripe/")
+        page.wait_for_selector("#stripe-charts svg", timeout=20_000)
+        assert page.locator("#stripe-sync-now").count() == 0  # --read-only: no buttons
+        height = page.evaluate("document.getElementById('stripe-page').scrollHeight")
+        page.set_viewport_size({"width": 1400, "height": int(height) + 400})
+        for section in (*SECTIONS, "stripe-capital", "stripe-firm"):
+            page.locator(f"#{section}").screenshot(path=str(shots / f"example-{section}.png"))
+        assert "flxln_18CWiQCQ0exodBPO2rtX3Pf4" in page.inner_text("#stripe-capital")
+        # a payout opens onto the transactions it settled (read-only mode allows it: GET)
+        payout = page.locator(".stripe-payout-txns").first
+        settled = int(payout.locator("summary").inner_text())
+        payout.locator("summary").click()
+        page.wait_for_selector(".stripe-payout-txns[open] tbody tr", timeout=20_000)
+        assert payout.locator("tbody tr").count() == settled
+        assert "txn_" in payout.locator("tbody").inner_text()
+        payout.screenshot(path=str(shots / "example-payout-drilldown.png"))
+        page.click("#stripe-firm >> text=Kyoto Tea House")
+        page.wait_for_selector("text=acct_1KyotoTeaHouse01", timeout=20_000)
+        assert "/kyoto-tea-house/extension/Stripe/" in page.url
+        browser.close()
     assert errors == [], errors

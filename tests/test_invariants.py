@@ -8,6 +8,7 @@ with Beancount's own loader (what bean-check runs).
 from __future__ import annotations
 
 import datetime
+import os
 import subprocess
 import sys
 import tempfile
@@ -20,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from beancount_stripe import currency
-from beancount_stripe.config import ClientConfig, KeySource, make_accounts
+from beancount_stripe.config import BookingConfig, ClientConfig, KeySource, make_accounts
 from beancount_stripe.simulator import SimAccount, Simulator, World, generate_history
 from beancount_stripe.sync import sync_client
 
@@ -28,9 +29,15 @@ CURRENCIES = ["usd", "eur", "jpy", "krw", "bhd", "kwd", "isk", "huf", "gbp"]
 ZONES = ["UTC", "America/Los_Angeles", "Asia/Tokyo", "Pacific/Kiritimati", "Europe/Berlin"]
 
 
-def _book(
-    seed: int, size: int, currencies: list[str], tz: str, steps: list[int], tmp: Path
-) -> None:
+def property_books(
+    seed: int,
+    size: int,
+    currencies: list[str],
+    tz: str,
+    tmp: Path,
+    booking: BookingConfig | None = None,
+) -> tuple[World, ClientConfig]:
+    """A generated history in a simulator world, and a client whose books go under ``tmp``."""
     account_id = "acct_1PropertyTest01"
     history = generate_history(
         account_id=account_id,
@@ -42,8 +49,6 @@ def _book(
     )
     key = "sk_test_propertyKey0000001"
     world = World([SimAccount(id=account_id, name="P", key=key, history=history)])
-    import os
-
     os.environ["PROPERTY_TEST_KEY"] = key
     client = ClientConfig(
         id="prop",
@@ -55,11 +60,32 @@ def _book(
         archive_dir=tmp / "archive",
         timezone=tz,
         accounts=make_accounts("Prop"),
+        booking=booking or BookingConfig(),
     )
+    return world, client
+
+
+def clearing_minor(entries: list[data.Directive], account: str) -> dict[str, int]:
+    """The clearing account per currency, in minor units, as the loaded ledger has it."""
+    booked: dict[str, int] = {}
+    for e in entries:
+        if isinstance(e, data.Transaction):
+            for p in e.postings:
+                if p.account == account:
+                    cur = p.units.currency
+                    booked[cur] = booked.get(cur, 0) + currency.to_minor(p.units.number, cur)
+    return booked
+
+
+def _book(
+    seed: int, size: int, currencies: list[str], tz: str, steps: list[int], tmp: Path
+) -> None:
+    world, client = property_books(seed, size, currencies, tz, tmp)
+    history = world.accounts[client.stripe_account].history
     with Simulator(world) as sim:
         for count in [0, *steps]:
             if count:
-                world.add_activity(account_id, count)
+                world.add_activity(client.stripe_account, count)
             newest = max(bt["created"] for bt in history.transactions)
             sync_client(client, api_base=sim.url, now=newest + 600)
 
@@ -71,13 +97,7 @@ def _book(
     expected: dict[str, int] = {}
     for bt in history.transactions:
         expected[bt["currency"]] = expected.get(bt["currency"], 0) + bt["net"]
-    booked: dict[str, int] = {}
-    for e in entries:
-        if isinstance(e, data.Transaction):
-            for p in e.postings:
-                if p.account == client.accounts.clearing:
-                    cur = p.units.currency
-                    booked[cur] = booked.get(cur, 0) + currency.to_minor(p.units.number, cur)
+    booked = clearing_minor(entries, client.accounts.clearing)
     assert {c.upper(): v for c, v in expected.items() if v} == {
         c: v for c, v in booked.items() if v
     }

@@ -7,8 +7,6 @@ balance per currency, and Beancount's loader finds no error (the balance asserti
 
 from __future__ import annotations
 
-import datetime
-import os
 import tempfile
 from pathlib import Path
 
@@ -18,12 +16,12 @@ from beancount.core import data
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from beancount_stripe import currency, summary
-from beancount_stripe.config import BookingConfig, ClientConfig, KeySource, make_accounts
-from beancount_stripe.simulator import SimAccount, Simulator, World, generate_history
+from beancount_stripe import summary
+from beancount_stripe.config import BookingConfig
+from beancount_stripe.simulator import Simulator
 from beancount_stripe.sync import sync_client
 
-from ..test_invariants import CURRENCIES, ZONES
+from ..test_invariants import CURRENCIES, ZONES, clearing_minor, property_books
 
 MODES = ["daily", "payout"]
 
@@ -31,30 +29,11 @@ MODES = ["daily", "payout"]
 def _book(
     mode: str, seed: int, size: int, currencies: list[str], tz: str, steps: list[int], tmp: Path
 ) -> None:
-    account_id = "acct_1PropertyTest01"
-    history = generate_history(
-        account_id=account_id,
-        seed=seed,
-        size=size,
-        start=datetime.date(2025, 1, 1),
-        end=datetime.date(2025, 3, 31),
-        currencies=currencies,
+    world, client = property_books(
+        seed, size, currencies, tz, tmp, booking=BookingConfig(mode=mode)
     )
-    key = "sk_test_propertyKey0000001"
-    world = World([SimAccount(id=account_id, name="P", key=key, history=history)])
-    os.environ["PROPERTY_TEST_KEY"] = key
-    client = ClientConfig(
-        id="prop",
-        name="Prop",
-        stripe_account=account_id,
-        key=KeySource("env", "PROPERTY_TEST_KEY"),
-        ledger=tmp / "ledger.beancount",
-        output=tmp / "stripe.beancount",
-        archive_dir=tmp / "archive",
-        timezone=tz,
-        accounts=make_accounts("Prop"),
-        booking=BookingConfig(mode=mode),
-    )
+    account_id = client.stripe_account
+    history = world.accounts[account_id].history
     with Simulator(world) as sim:
         runs = [0, *steps]
         for n, count in enumerate(runs):
@@ -91,12 +70,8 @@ def _book(
     for bt in waiting:
         cur = bt["currency"].upper()
         booked[cur] = booked.get(cur, 0) + bt["net"]
-    for e in entries:
-        if isinstance(e, data.Transaction):
-            for p in e.postings:
-                if p.account == client.accounts.clearing:
-                    cur = p.units.currency
-                    booked[cur] = booked.get(cur, 0) + currency.to_minor(p.units.number, cur)
+    for cur, value in clearing_minor(entries, client.accounts.clearing).items():
+        booked[cur] = booked.get(cur, 0) + value
     assert {c.upper(): v for c, v in expected.items() if v} == {
         c: v for c, v in booked.items() if v
     }
