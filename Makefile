@@ -33,8 +33,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+## Reproduce every figure of bench/RESULTS.md's table (20–40 minutes; the baseline importer is
+## installed for the benchmark only).
 bench: $(STAMP)
-	$(BIN)/python bench/bench_sync.py
+	$(BIN)/python -m pip install --quiet beangulp-stripe==0.3.0
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
