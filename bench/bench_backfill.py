@@ -205,7 +205,8 @@ def bench_backfill(size: int, limit: float, sdk_sample: int) -> None:
         line(
             "beancount-stripe backfill (sync.fetch)",
             f"{t:.1f} s",
-            f"{t / bound:.2f}x the bound; {got['requests']:,} requests",
+            f"{t / bound:.2f}x the bound; {got['requests']:,} requests; "
+            f"client CPU {got['cpu_seconds']:.1f} s",
         )
 
 
