@@ -10,8 +10,10 @@ merge by id. All jobs share the gateway's one rate limiter.
 
 Months are still the unit of the archive: a month is written (atomically, by ``archive``) as
 soon as the last range overlapping it lands, and older ranges go first, so only a few months are
-ever held in memory. When a job fails for good, nothing new is started: the jobs already in flight
-finish, finished months stay written (the next run resumes), and the first error is raised.
+ever held in memory. Near the end, when fewer ranges are left than threads, a range still paging
+is cut again, finer, so its last pages are not fetched one after another at the latency. When a
+job fails for good, nothing new is started: the jobs already in flight finish, finished months
+stay written (the next run resumes), and the first error is raised.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any, Protocol
 from beancount_stripe.stripe_api import PAGE_SIZE, StripeGateway
 
 PAGES_PER_PIECE = 8  # fewer: more requests wasted on part-filled last pages; more: less parallel
+TAIL_PAGES_PER_PIECE = 2  # near the end, when threads would wait, what is left is cut finer
 MAX_PIECES = 64
 MAX_QUEUED_WRITES = 4  # months waiting for the archive writer; bounds what is held in memory
 
@@ -57,8 +60,17 @@ def default_workers(rate_limit: float | None) -> int:
     return max(4, min(64, math.ceil(rate_limit / 2)))
 
 
-def split(gte: int, lt: int, oldest: int, newest_span: int, got: int) -> list[tuple[int, int]]:
-    """Pieces of [gte, oldest + 1) sized to about ``PAGES_PER_PIECE`` pages each.
+def split(
+    gte: int,
+    lt: int,
+    oldest: int,
+    newest_span: int,
+    got: int,
+    *,
+    pages_per_piece: int = PAGES_PER_PIECE,
+    max_pieces: int = MAX_PIECES,
+) -> list[tuple[int, int]]:
+    """Pieces of [gte, oldest + 1) sized to about ``pages_per_piece`` pages each.
 
     ``got`` transactions covered the newest ``newest_span`` seconds; the rest is assumed as
     dense. One piece (no split) when the rest looks small or cannot be cut.
@@ -67,7 +79,7 @@ def split(gte: int, lt: int, oldest: int, newest_span: int, got: int) -> list[tu
     if rest < 2:
         return []
     estimate = got * rest / max(1, newest_span)
-    pieces = min(MAX_PIECES, rest, math.ceil(estimate / (PAGE_SIZE * PAGES_PER_PIECE)))
+    pieces = min(max_pieces, rest, math.ceil(estimate / (PAGE_SIZE * pages_per_piece)))
     if pieces < 2:
         return []
     bounds = [gte + rest * i // pieces for i in range(pieces + 1)]
@@ -166,8 +178,21 @@ def fetch_windows(
                 r.pages += 1
                 if has_more:
                     oldest = items[-1]["created"]
-                    first = r.pages == 1
-                    pieces = split(r.gte, r.lt, oldest, r.lt - oldest, len(items)) if first else []
+                    spare = workers - len(running) - len(ready)
+                    if r.pages == 1:
+                        pieces = split(r.gte, r.lt, oldest, r.lt - oldest, len(items))
+                    elif spare > 0:  # the tail: threads would wait, so cut what is left finer
+                        pieces = split(
+                            r.gte,
+                            r.lt,
+                            oldest,
+                            r.lt - oldest,
+                            r.pages * PAGE_SIZE,
+                            pages_per_piece=TAIL_PAGES_PER_PIECE,
+                            max_pieces=min(MAX_PIECES, spare + 1),
+                        )
+                    else:
+                        pieces = []
                     if pieces:
                         for gte, lt in pieces:
                             push(_Range(gte, lt), new=True)

@@ -294,8 +294,14 @@ def sync(
         finally:
             bars.close()
 
-    outcomes = _sync_all(selected, run, check=check, jobs=jobs)
+    # Reading the books back (Beancount's loader, about as long as booking 1k transactions) is
+    # only needed for what is shown; a quiet run shows something only when a client failed.
+    eager = as_json or not quiet or check
+    outcomes = _sync_all(selected, run, check=check, jobs=jobs, health=eager)
     code = max((o.exit_status for o in outcomes), default=0)
+    if not eager and code:
+        for o in outcomes:
+            o.health = ledger_health(o.client)
     summary = monitor.run_summary(outcomes, started, code)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
@@ -322,15 +328,16 @@ def _sync_all(
     *,
     check: bool,
     jobs: int,
+    health: bool = True,
 ) -> list[ClientOutcome]:
     """Sync each client, ``jobs`` at a time; errors print in client order, not finish order."""
     if jobs <= 1 or len(clients) <= 1:
-        return [_sync_one(client, run, check=check) for client in clients]
+        return [_sync_one(client, run, check=check, health=health) for client in clients]
 
     def held(client: ClientConfig) -> tuple[ClientOutcome, list[str]]:
         _held.lines = []
         try:
-            return _sync_one(client, run, check=check), _held.lines
+            return _sync_one(client, run, check=check, health=health), _held.lines
         finally:
             _held.lines = None
 
@@ -348,8 +355,10 @@ def _sync_one(
     run: Callable[[ClientConfig], SyncReport],
     *,
     check: bool,
+    health: bool = True,
 ) -> ClientOutcome:
-    """Sync one client and read its books; an error is recorded and printed, never raised."""
+    """Sync one client and read its books (``health``, or with ``check``); an error is recorded
+    and printed, never raised."""
     outcome = ClientOutcome(client=client)
     try:
         outcome.report = run(client)
@@ -364,7 +373,8 @@ def _sync_one(
             "the archive does not add up to Stripe's balance: entries written, no balance "
             "assertion (see the warnings)"
         )
-    outcome.health = ledger_health(client)
+    if health or check:
+        outcome.health = ledger_health(client)
     if check and client.ledger.exists():
         ok, output = _bean_check_text(client)
         outcome.checked = True

@@ -126,21 +126,22 @@ _PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
 def _source(obj: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in obj.items():
-        if type(value) in _PLAIN_TYPES:  # most fields: decided without the slow ABC checks
+        kind = type(value)
+        if kind in _PLAIN_TYPES:  # most fields: decided without the slow ABC checks
             if key in _SCALARS:
                 out[key] = value
-        elif key == "metadata" and isinstance(value, Mapping):
-            out[key] = _plain(value)
-        elif key == "billing_details" and isinstance(value, Mapping):
-            out[key] = _pick(value, _BILLING)
-        elif key == "payment_method_details" and isinstance(value, Mapping):
-            out[key] = _method(value)
-        elif key == "customer" and isinstance(value, Mapping):
-            out[key] = _pick(value, _CUSTOMER)
-        elif key == "charge" and isinstance(value, Mapping):
-            out[key] = _source(value)
-        elif isinstance(value, Mapping):
-            if key in _SCALARS:  # an expanded link (destination, payout…): its id is enough
+        elif kind is dict or isinstance(value, Mapping):
+            if key == "metadata":
+                out[key] = _plain(value)
+            elif key == "billing_details":
+                out[key] = _pick(value, _BILLING)
+            elif key == "payment_method_details":
+                out[key] = _method(value)
+            elif key == "customer":
+                out[key] = _pick(value, _CUSTOMER)
+            elif key == "charge":
+                out[key] = _source(value)
+            elif key in _SCALARS:  # an expanded link (destination, payout…): its id is enough
                 out[key] = _pick(value, _ID_ONLY)
         elif key in _SCALARS and _is_scalar(value):
             out[key] = value
@@ -152,7 +153,7 @@ def _method(details: Mapping[str, Any]) -> dict[str, Any]:
     kind = details.get("type")
     if _is_scalar(kind):
         out["type"] = kind
-    if isinstance(kind, str) and isinstance(details.get(kind), Mapping):
+    if isinstance(kind, str) and _is_map(details.get(kind)):
         out[kind] = _pick(details[kind], _METHOD)
     return out
 
@@ -162,7 +163,7 @@ def _pick(obj: Mapping[str, Any], keys: frozenset[str]) -> dict[str, Any]:
     for k in keys:
         if k in obj:
             value = obj[k]
-            if k == "metadata" and isinstance(value, Mapping):
+            if k == "metadata" and _is_map(value):
                 out[k] = _plain(value)
             elif _is_scalar(value):
                 out[k] = value
@@ -174,7 +175,11 @@ def _plain(obj: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _is_scalar(value: Any) -> bool:
-    return value is None or isinstance(value, str | int | float | bool)
+    return type(value) in _PLAIN_TYPES or isinstance(value, str | int | float | bool)
+
+
+def _is_map(value: Any) -> bool:
+    return type(value) is dict or isinstance(value, Mapping)
 
 
 def _copy_path(dst: dict[str, Any], src: Mapping[str, Any], path: Path_) -> None:

@@ -8,12 +8,15 @@ Each figure is printed beside its baseline, measured in the same run (never a ti
 - peak memory (ru_maxrss) of a full sync at N (and --memory-sizes), each in its own process, vs
   a process that only json-parses the same archive into memory (what any non-streaming tool
   holds), with the per-BT slope for extrapolating to 1M;
-- 100 clients × 1k BTs with `sync --all --jobs J` vs the biggest client synced alone.
+- 100 clients × 1k BTs with `sync --all --jobs J` vs the biggest client synced alone (and, with
+  --processes P, the same clients split over P CLI processes of J/P jobs each: threads vs
+  processes, measured).
 
 The simulator runs in its own process so it does not share the GIL with the client.
 
 Usage: python bench/bench_backfill.py [--size 100000] [--memory-sizes 200000]
-       [--clients 100 --client-size 1000 --jobs 16] [--skip backfill,memory,clients]
+       [--clients 100 --client-size 1000 --jobs 16 [--processes 2]]
+       [--skip backfill,memory,clients]
 """
 
 from __future__ import annotations
@@ -151,6 +154,7 @@ def child(what: str, url: str, folder: str, limit: float) -> None:
     elif what == "parse":  # the baseline: the whole archive held in memory, as parsed JSON
         out["transactions"] = len(sync.read_archive(client))
     out["seconds"] = time.perf_counter() - t0
+    out["cpu_seconds"] = time.process_time()  # the whole process: imports, every thread
     out["maxrss_mb"] = peak_rss_mb()
     print(json.dumps(out))
 
@@ -204,7 +208,8 @@ def bench_backfill(size: int, limit: float, sdk_sample: int) -> None:
         line(
             "beancount-stripe backfill (sync.fetch)",
             f"{t:.1f} s",
-            f"{t / bound:.2f}x the bound; {got['requests']:,} requests",
+            f"{t / bound:.2f}x the bound; {got['requests']:,} requests; "
+            f"client CPU {got['cpu_seconds']:.1f} s",
         )
 
 
@@ -233,7 +238,7 @@ def bench_memory(sizes: list[int]) -> None:
         )
 
 
-def bench_clients(n: int, size: int, jobs: int) -> None:
+def bench_clients(n: int, size: int, jobs: int, processes: int = 1) -> None:
     print(f"{n} clients x {size:,} BTs, latency {LATENCY:g} s, simulator limit 25/s per account")
     accounts = [
         (f"acct_1BenchClient{i:04d}", f"sk_test_benchClient{i:04d}xx", size) for i in range(n)
@@ -257,22 +262,40 @@ def bench_clients(n: int, size: int, jobs: int) -> None:
         config.write_text("\n".join(lines) + "\n")
         exe = Path(sys.executable).parent / "beancount-stripe"
 
-        def timed_sync(*args: str) -> float:
-            t0 = time.perf_counter()
-            done = subprocess.run(
+        def start(*args: str) -> subprocess.Popen[str]:
+            return subprocess.Popen(
                 [str(exe), "-c", str(config), "sync", "-q", *args],
                 env=env,
-                capture_output=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 text=True,
-                check=False,
             )
-            if done.returncode:
-                raise SystemExit(f"sync {args} failed:\n{done.stderr[-3000:]}")
+
+        def timed_sync(*groups: list[str]) -> float:
+            """Seconds until every group (one CLI process each) has synced."""
+            t0 = time.perf_counter()
+            running = [start(*args) for args in groups]
+            for proc, args in zip(running, groups, strict=True):
+                _out, err = proc.communicate()
+                if proc.returncode:
+                    raise SystemExit(f"sync {args} failed:\n{err[-3000:]}")
             return time.perf_counter() - t0
 
-        alone = timed_sync("c0000")
-        shutil.rmtree(base / "c0000")  # --all syncs every client from nothing
-        together = timed_sync("--all", "--jobs", str(jobs))
+        def fresh() -> None:  # every measured run syncs its clients from nothing
+            for i in range(n):
+                shutil.rmtree(base / f"c{i:04d}", ignore_errors=True)
+
+        alone = timed_sync(["c0000"])
+        fresh()
+        together = timed_sync(["--all", "--jobs", str(jobs)])
+        split = None
+        if processes > 1:
+            fresh()
+            ids = [f"c{i:04d}" for i in range(n)]
+            per = max(1, jobs // processes)
+            split = timed_sync(
+                *(["--jobs", str(per), *ids[p::processes]] for p in range(processes))
+            )
         sequential = alone * n
     line("biggest client alone (CLI, process start included)", f"{alone:.1f} s")
     line(
@@ -280,6 +303,12 @@ def bench_clients(n: int, size: int, jobs: int) -> None:
         f"{together:.1f} s",
         f"{together / alone:.2f}x the biggest alone; one by one would take ~{sequential:.0f} s",
     )
+    if split is not None:
+        line(
+            f"all {n}: {processes} processes x --jobs {max(1, jobs // processes)}",
+            f"{split:.1f} s",
+            f"{split / alone:.2f}x the biggest alone; {split / together:.2f}x one process",
+        )
 
 
 def main() -> None:
@@ -291,6 +320,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--client-size", type=int, default=1000)
     parser.add_argument("--jobs", type=int, default=16)
+    parser.add_argument(
+        "--processes", type=int, default=1, help="also split the clients over this many CLIs"
+    )
     parser.add_argument("--skip", default="", help="backfill,memory,clients")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -307,7 +339,7 @@ def main() -> None:
         more = [int(s) for s in args.memory_sizes.split(",") if s.strip()]
         bench_memory([args.size, *more])
     if "clients" not in skip:
-        bench_clients(args.clients, args.client_size, args.jobs)
+        bench_clients(args.clients, args.client_size, args.jobs, args.processes)
 
 
 if __name__ == "__main__":

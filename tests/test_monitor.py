@@ -114,6 +114,14 @@ def test_quiet_success_prints_nothing_and_no_hook_runs(
     assert failed.exit_code == 3 and "acct_1TestOther0002" in failed.output
 
 
+def test_a_quiet_run_with_a_failure_shows_every_client_with_its_books(cfg: Path) -> None:
+    """A quiet run reads the books back only when it shows them (a client failed): then in
+    full, as a run without --quiet would."""
+    result = CliRunner().invoke(main, ["-c", str(cfg), "sync", "other", "broken", "--quiet"])
+    assert result.exit_code == 3, result.output
+    assert "open in the ledger" in result.output and "✔ ties out" in result.output
+
+
 def test_plain_summary_counts_every_open_flag_and_ties_out(cfg: Path, tmp_path: Path) -> None:
     first = CliRunner().invoke(main, ["-c", str(cfg), "sync", "other", "--check"])
     assert first.exit_code == 0, first.output

@@ -249,11 +249,14 @@ def fetch_payout_contents(
     client: ClientConfig,
     gateway: StripeGateway,
     known: Mapping[str, Mapping[str, Any]],
+    *,
+    workers: int | None = None,
 ) -> list[Path]:
     """Record what each payout settles (issue 8), beside the archive; see reconcile.py.
 
     ``known`` holds the new and recent transactions; the first time (no payouts recorded yet)
     the payouts of the whole archive are added, read month by month (only they are kept).
+    Payouts are fetched ``workers`` at a time (default: enough to reach the rate limit).
     """
     from beancount_stripe import reconcile
 
@@ -262,7 +265,7 @@ def fetch_payout_contents(
         for path, rows in _archive_months(client, {}).values():
             everything.update((bt["id"], bt) for bt in _month_rows(path, rows) if _is_payout(bt))
         known = {**everything, **known}
-    return reconcile.record_payout_contents(client, gateway, known).changed_files
+    return reconcile.record_payout_contents(client, gateway, known, workers=workers).changed_files
 
 
 def _is_payout(bt: Mapping[str, Any]) -> bool:

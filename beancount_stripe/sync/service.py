@@ -186,7 +186,7 @@ def _sync_locked(
 
     if not dry_run:
         payouts = {**fetched.payouts, **known}
-        report.changed_files.extend(fetch_payout_contents(client, gw, payouts))
+        report.changed_files.extend(fetch_payout_contents(client, gw, payouts, workers=workers))
     report.requests = gw.request_count
 
     # Transaction mode streams: entries are booked month by month while writing (see
