@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import figures
+
 from beancount_stripe import archive, ledger, rules, summary
 from beancount_stripe.config import BookingConfig, load_config
 from beancount_stripe.simulator import generate_history
@@ -176,6 +178,7 @@ def main() -> None:
     base = rows[0][5] + rows[0][6]
     for mode, *_rest, loaded, page, _sp in rows[1:]:
         first = loaded + page
+        figures.record(f"fava_{mode}", first, "s", baseline=base, size=args.size)
         met = "met" if first <= 2.0 else "NOT met"
         print(
             f"{mode}: first page {first:.2f} s = {first / base:.2f}x transaction mode; ≤ 2 s {met}"
