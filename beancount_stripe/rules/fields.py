@@ -28,7 +28,7 @@ Getter = Callable[["Facts"], Any]
 def _bt_text(key: str) -> Getter:
     def get(f: Facts) -> Any:
         value = f.bt.get(key)
-        return value if isinstance(value, str) else None
+        return value if type(value) is str or isinstance(value, str) else None
 
     return get
 
@@ -70,10 +70,9 @@ def _source_id(f: Facts) -> Any:
 
 def _charge(f: Facts) -> Mapping[str, Any] | None:
     """The charge behind the BT: its source, or the charge a refund/dispute expands."""
-    values = f._values
-    found = values.get(_CHARGE_KEY, _MISSING)
+    found = f._charge
     if found is _MISSING:  # read by most customer fields: found once per BT
-        found = values[_CHARGE_KEY] = _find_charge(f.bt)
+        found = f._charge = _find_charge(f.bt)
     return found  # type: ignore[return-value]
 
 
@@ -113,13 +112,33 @@ def _first_text(*values: Any) -> str | None:
     return None
 
 
+def _one_text(value: Any) -> str | None:
+    """``_first_text`` of one value, inlined where a field is read for every transaction."""
+    if type(value) is str:
+        words = value.split()
+        return " ".join(words) if words else None
+    return _first_text(value)
+
+
 def _customer_name(f: Facts) -> Any:
     charge = _charge(f)
+    if type(charge) is dict:  # the usual shape: try the billing name first, in one step
+        billing = charge.get("billing_details")
+        if type(billing) is dict:
+            name = _one_text(billing.get("name"))
+            if name is not None:
+                return name
     return _first_text(_sub(charge, "billing_details", "name"), _sub(charge, "customer", "name"))
 
 
 def _customer_email(f: Facts) -> Any:
     charge = _charge(f)
+    if type(charge) is dict:  # the usual shape: try the billing email first, in one step
+        billing = charge.get("billing_details")
+        if type(billing) is dict:
+            email = _one_text(billing.get("email"))
+            if email is not None:
+                return email
     return _first_text(
         _sub(charge, "billing_details", "email"),
         _sub(charge, "customer", "email"),
@@ -128,7 +147,12 @@ def _customer_email(f: Facts) -> Any:
 
 
 def _customer_id(f: Facts) -> Any:
-    customer = _sub(_charge(f), "customer")
+    charge = _charge(f)
+    if type(charge) is dict:
+        customer = charge.get("customer")
+        if type(customer) is str:
+            return customer
+    customer = _sub(charge, "customer")
     if _is_mapping(customer):
         customer = customer.get("id")
     return customer if isinstance(customer, str) else None
@@ -145,7 +169,12 @@ def _statement_descriptor(f: Facts) -> Any:
 
 
 def _payment_method(f: Facts) -> Any:
-    return _first_text(_sub(_charge(f), "payment_method_details", "type"))
+    charge = _charge(f)
+    if type(charge) is dict:
+        details = charge.get("payment_method_details")
+        if type(details) is dict:
+            return _one_text(details.get("type"))
+    return _first_text(_sub(charge, "payment_method_details", "type"))
 
 
 def _card(key: str) -> Getter:
@@ -224,7 +253,14 @@ def _path_getter(path: tuple[str, ...]) -> Getter:
 
 def _metadata_getter(key: str) -> Getter:
     def get(f: Facts) -> Any:
-        for obj in (_charge(f), f.bt.get("source")):
+        charge = _charge(f)
+        if type(charge) is dict:  # the usual shape: the charge's own metadata has the key
+            meta = charge.get("metadata")
+            if type(meta) is dict:
+                value = meta.get(key)
+                if type(value) is str:
+                    return value
+        for obj in (charge, f.bt.get("source")):
             value = _sub(obj, "metadata", key)
             if isinstance(value, str | int | float | bool):
                 return value
@@ -259,7 +295,7 @@ def field_spec(name: str) -> tuple[str, Getter] | None:
 class Facts:
     """One BT (and its booked entry) as rules see it; every field is computed at most once."""
 
-    __slots__ = ("_party", "_values", "bt", "captures", "entry", "ruleset")
+    __slots__ = ("_charge", "_party", "_values", "bt", "captures", "entry", "ruleset")
 
     def __init__(self, bt: Mapping[str, Any], entry: data.Transaction, ruleset: Ruleset) -> None:
         self.bt = bt
@@ -267,6 +303,7 @@ class Facts:
         self.ruleset = ruleset
         self._values: dict[str, Any] = {}
         self._party: tuple[str | None, str] | None = None
+        self._charge: Any = _MISSING  # the charge behind the BT (``_charge``), found once
         self.captures: list[re.Match[str]] = []
 
     def get(self, key: str, getter: Getter) -> Any:

@@ -405,7 +405,10 @@ class GuardIndex:
         return folded
 
     def _range_hits(self, facts: Facts) -> Iterable[int]:
-        raw = facts.get(self.name, self.getter)
+        return self.range_hits_of_raw(facts.get(self.name, self.getter))
+
+    def range_hits_of_raw(self, raw: Any) -> Iterable[int]:
+        """A range index's answer for the field's value as ``Facts.get`` gives it."""
         if self.dates:
             value = raw if isinstance(raw, datetime.date) else None
         else:
