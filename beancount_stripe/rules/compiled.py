@@ -12,6 +12,8 @@ and test_compiled.py compare the two).
 
 from __future__ import annotations
 
+import itertools
+import linecache
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -82,13 +84,16 @@ def compile_order(unguarded: Sequence[int], guards: Sequence[GuardIndex]) -> Ord
     lines += ["    picked.sort()", "    return picked"]
     source = "\n".join(lines) + "\n"
     namespace: dict[str, Any] = {}
-    exec(compile(source, "<rules: compiled indexes>", "exec"), env, namespace)
+    filename = f"<rules: compiled indexes {next(_SERIAL)}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), env, namespace)  # tracebacks show the source
     order: Order = namespace["order"]
     order.__doc__ = source  # what was generated, for debugging
     return order
 
 
 _MISSING = object()
+_SERIAL = itertools.count()
 
 
 def _guard_lines(k: int, guard: GuardIndex, fields: _Fields, env: dict[str, Any]) -> list[str]:

@@ -257,14 +257,15 @@ class NeedleIndex:
 
     def hits(self, text: str) -> Iterable[int]:
         if self.mode == "contains":
-            found = {m.group(1) for m in self.regex.finditer(text)}
+            found = self.regex.findall(text)
             if not found:
                 return ()
             if len(found) == 1:
-                return self.closure[found.pop()]
+                return self.closure[found[0]]
             out: set[int] = set()
-            for word in found:
-                out.update(self.closure[word])
+            closure = self.closure
+            for word in set(found):
+                out.update(closure[word])
             return out
         m = self.regex.match(text[::-1] if self.mode == "suffix" else text)
         return self.closure[m.group(0)] if m else ()
@@ -282,10 +283,14 @@ class GuardIndex:
         "fields",
         "filters",
         "getter",
+        "high_bounds",
+        "high_positions",
         "highs",
         "index",
         "kind",
         "lookup",
+        "low_bounds",
+        "low_positions",
         "lows",
         "name",
         "table",
@@ -329,6 +334,10 @@ class GuardIndex:
             self.index = NeedleIndex(self.table, mode)
         self.lows.sort(key=lambda item: item[0])
         self.highs.sort(key=lambda item: item[0])
+        self.low_bounds = [bound for bound, _p in self.lows]
+        self.low_positions = [position for _b, position in self.lows]
+        self.high_bounds = [bound for bound, _p in self.highs]
+        self.high_positions = [position for _b, position in self.highs]
         self.everyone = tuple(sorted({i for ix in self.table.values() for i in ix}))
         lookup = self._lookup()
         filters = self.filters
@@ -417,13 +426,14 @@ class GuardIndex:
                 return self.everyone  # the conditions themselves decide what NaN means
         if value is None:
             return ()
-        out = list(self.buckets.get(_unit(value, self.dates), ()))
-        if self.lows:
-            k = bisect.bisect_right(self.lows, value, key=lambda item: item[0])
-            out += [position for _b, position in self.lows[:k]]
+        found = self.buckets.get(value.toordinal() if self.dates else math.floor(value))
+        if not self.lows and not self.highs:
+            return found or ()
+        out = list(found or ())
+        if self.lows:  # bounds sorted: the rules whose low bound is at most the value
+            out += self.low_positions[: bisect.bisect_right(self.low_bounds, value)]
         if self.highs:
-            k = bisect.bisect_left(self.highs, value, key=lambda item: item[0])
-            out += [position for _b, position in self.highs[k:]]
+            out += self.high_positions[bisect.bisect_left(self.high_bounds, value) :]
         return out
 
 
