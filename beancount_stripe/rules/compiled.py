@@ -17,7 +17,8 @@ import linecache
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from beancount_stripe.rules.fields import Facts, _scalar_text
+from beancount_stripe.rules.fields import BT_TEXT as _BT_TEXT
+from beancount_stripe.rules.fields import FIELDS, Facts, _scalar_text
 from beancount_stripe.rules.index import GuardIndex, NeedleIndex
 
 Order = Callable[[Facts], Sequence[int]]
@@ -41,7 +42,18 @@ class _Fields:
             self.env[f"FK{slot}"] = "\0" + name
             # raw: what ``Facts.get`` caches; the first read of a field fills the cache
             self.lines.append(f"r{slot} = V.get(K{slot}, M)")
-            self.lines.append(f"if r{slot} is M: r{slot} = V[K{slot}] = G{slot}(facts)")
+            key = _BT_TEXT.get(name)
+            if key is not None and getter is FIELDS[name][1]:  # the getter, inlined
+                self.env[f"B{slot}"] = key
+                self.lines.append(f"if r{slot} is M:")
+                self.lines.append(f"    r{slot} = facts.bt.get(B{slot})")
+                self.lines.append(
+                    f"    if type(r{slot}) is not str and not isinstance(r{slot}, str): "
+                    f"r{slot} = None"
+                )
+                self.lines.append(f"    V[K{slot}] = r{slot}")
+            else:
+                self.lines.append(f"if r{slot} is M: r{slot} = V[K{slot}] = G{slot}(facts)")
         return slot
 
     def raw(self, name: str, getter: Any) -> str:

@@ -239,6 +239,10 @@ FIELDS: dict[str, tuple[str, Getter, str]] = {
     "label": (TEXT, _label, "readable type: Card charge, Stripe payout, …"),
 }
 _PREFIXED = ("source.", "metadata.")
+# Fields that are a text value of the BT itself (``_bt_text``): field → key in the BT
+_BT_TEXT_FIELDS = ("id", "type", "reporting_category", "description", "currency", "status")
+BT_TEXT = {name: name for name in (*_BT_TEXT_FIELDS, "balance_type")}
+BT_TEXT["category"] = "reporting_category"
 
 
 def _path_getter(path: tuple[str, ...]) -> Getter:

@@ -232,6 +232,9 @@ def _trie(words: Iterable[str]) -> str:
     return render(root)
 
 
+MEMO_LIMIT = 8192  # answers an index remembers (then it starts over): bounded memory
+
+
 class NeedleIndex:
     """Which of many needles (``contains``, ``prefix`` or ``suffix``) a text holds, in one scan.
 
@@ -239,7 +242,7 @@ class NeedleIndex:
     needle starting there is a prefix of it, so ``closure`` of the found needle lists them all.
     """
 
-    __slots__ = ("closure", "mode", "regex")
+    __slots__ = ("closure", "memo", "mode", "regex")
 
     def __init__(self, needles: Mapping[str, Sequence[int]], mode: str) -> None:
         self.mode = mode
@@ -254,8 +257,21 @@ class NeedleIndex:
             self.closure[word] = tuple(sorted(found))
         pattern = _trie(keys)
         self.regex = re.compile(f"(?=({pattern}))" if mode == "contains" else pattern)
+        # answers by text: texts repeat across a history (customers, products, descriptions)
+        # and a dict lookup of a str (its hash is cached) is far cheaper than a scan
+        self.memo: dict[str, Iterable[int]] = {}
 
     def hits(self, text: str) -> Iterable[int]:
+        """Positions of the needles ``text`` holds (do not modify the answer: it is shared)."""
+        found = self.memo.get(text)
+        if found is None:
+            found = self._scan(text)
+            if len(self.memo) >= MEMO_LIMIT:
+                self.memo.clear()
+            self.memo[text] = found
+        return found
+
+    def _scan(self, text: str) -> Iterable[int]:
         if self.mode == "contains":
             found = self.regex.findall(text)
             if not found:

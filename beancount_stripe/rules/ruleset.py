@@ -220,21 +220,23 @@ class Ruleset:
         """(canonical payee, how it was recognized): id, email, email domain, name, description."""
         if not self.parties:
             return None, ""
-        for key, getter in _PARTY_ID_FIELDS:
+        for key, getter in _PARTY_ID_FIELDS if self._ids else ():
             ident = facts.text(key, getter)
             if ident and ident in self._ids:
                 return self._ids[ident].payee, f"{key} {ident}"
-        email = facts.folded("customer.email", _customer_email)
+        email = facts.folded("customer.email", _customer_email) if self._emails else None
         if email:
             if email in self._emails:
                 return self._emails[email].payee, f"email {email}"
             domain = "@" + email.rpartition("@")[2]
             if domain in self._emails:
                 return self._emails[domain].payee, f"email domain {domain}"
-        name = facts.folded("customer.name", _customer_name)
+        name = facts.folded("customer.name", _customer_name) if self._names else None
         if name and name in self._names:
             return self._names[name].payee, f"name {name}"
-        description = facts.text("description", FIELDS["description"][1])
+        description = (
+            facts.text("description", FIELDS["description"][1]) if self._descriptions else None
+        )
         if description:
             for pattern, party in self._descriptions:
                 if pattern.search(description):
