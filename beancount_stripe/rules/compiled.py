@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from beancount_stripe.rules.fields import BT_TEXT as _BT_TEXT
-from beancount_stripe.rules.fields import FIELDS, Facts, _scalar_text
+from beancount_stripe.rules.fields import CHARGE_PATH, FIELDS, Facts, _scalar_text, charge_of
 from beancount_stripe.rules.index import GuardIndex, NeedleIndex
 
 Order = Callable[[Facts], Sequence[int]]
@@ -32,6 +32,7 @@ class _Fields:
         self.lines: list[str] = []
         self.slots: dict[str, int] = {}
         self.forms: dict[tuple[int, str], str] = {}
+        self.charge = False  # ``ch``: the charge behind the BT, read once
 
     def _slot(self, name: str, getter: Any) -> int:
         slot = self.slots.get(name)
@@ -52,9 +53,31 @@ class _Fields:
                     f"r{slot} = None"
                 )
                 self.lines.append(f"    V[K{slot}] = r{slot}")
+            elif getattr(getter, CHARGE_PATH, None) is not None:
+                self._charge_field(slot, *getattr(getter, CHARGE_PATH))
             else:
                 self.lines.append(f"if r{slot} is M: r{slot} = V[K{slot}] = G{slot}(facts)")
         return slot
+
+    def _charge_field(self, slot: int, path: tuple[str, ...], words: bool) -> None:
+        """A charge field read inline along its usual path (``fields._charge_path``)."""
+        if not self.charge:
+            self.charge = True
+            self.env["charge_of"] = charge_of
+            self.lines.append("ch = charge_of(facts)")
+            self.lines.append("chd = type(ch) is dict")
+        r = f"r{slot}"
+        add = self.lines.append
+        add(f"if {r} is M:")
+        add(f"    {r} = ch.get({path[0]!r}) if chd else None")
+        for key in path[1:]:
+            add(f"    {r} = {r}.get({key!r}) if type({r}) is dict else None")
+        if words:
+            add(f"    {r} = ' '.join({r}.split()) or None if type({r}) is str else None")
+        else:
+            add(f"    if type({r}) is not str: {r} = None")
+        add(f"    if {r} is None: {r} = G{slot}(facts)")
+        add(f"    V[K{slot}] = {r}")
 
     def raw(self, name: str, getter: Any) -> str:
         return f"r{self._slot(name, getter)}"

@@ -112,6 +112,21 @@ def _first_text(*values: Any) -> str | None:
     return None
 
 
+def _charge_path(*path: str, words: bool = False) -> Callable[[Getter], Getter]:
+    """Mark a charge field's usual shape for the compiled indexes (rules/compiled.py): when the
+    charge is a dict and ``path`` leads to a str (``words``: whitespace-normalized, not blank),
+    that str is the field's value; otherwise the getter decides."""
+
+    def mark(getter: Getter) -> Getter:
+        setattr(getter, CHARGE_PATH, (path, words))
+        return getter
+
+    return mark
+
+
+CHARGE_PATH = "_charge_path"
+
+
 def _one_text(value: Any) -> str | None:
     """``_first_text`` of one value, inlined where a field is read for every transaction."""
     if type(value) is str:
@@ -120,6 +135,7 @@ def _one_text(value: Any) -> str | None:
     return _first_text(value)
 
 
+@_charge_path("billing_details", "name", words=True)
 def _customer_name(f: Facts) -> Any:
     charge = _charge(f)
     if type(charge) is dict:  # the usual shape: try the billing name first, in one step
@@ -131,6 +147,7 @@ def _customer_name(f: Facts) -> Any:
     return _first_text(_sub(charge, "billing_details", "name"), _sub(charge, "customer", "name"))
 
 
+@_charge_path("billing_details", "email", words=True)
 def _customer_email(f: Facts) -> Any:
     charge = _charge(f)
     if type(charge) is dict:  # the usual shape: try the billing email first, in one step
@@ -146,6 +163,7 @@ def _customer_email(f: Facts) -> Any:
     )
 
 
+@_charge_path("customer")
 def _customer_id(f: Facts) -> Any:
     charge = _charge(f)
     if type(charge) is dict:
@@ -168,6 +186,7 @@ def _statement_descriptor(f: Facts) -> Any:
     )
 
 
+@_charge_path("payment_method_details", "type", words=True)
 def _payment_method(f: Facts) -> Any:
     charge = _charge(f)
     if type(charge) is dict:
@@ -178,6 +197,7 @@ def _payment_method(f: Facts) -> Any:
 
 
 def _card(key: str) -> Getter:
+    @_charge_path("payment_method_details", "card", key)
     def get(f: Facts) -> Any:
         value = _sub(_charge(f), "payment_method_details", "card", key)
         return value if isinstance(value, str) else None
@@ -256,6 +276,7 @@ def _path_getter(path: tuple[str, ...]) -> Getter:
 
 
 def _metadata_getter(key: str) -> Getter:
+    @_charge_path("metadata", key)
     def get(f: Facts) -> Any:
         charge = _charge(f)
         if type(charge) is dict:  # the usual shape: the charge's own metadata has the key

@@ -27,7 +27,7 @@ from beancount_stripe.rules import index
 from .conftest import CHARGE, PAYOUT, client_with, write_rules
 
 WORDS = ["Blend", "blend", "Order", "#1", "Kit", "kettle", "ÄPFEL", "straße", "İst", "Gift"]
-NAMES = ["Lena Larsen", "Noah Rossi", "  noah  ROSSI ", None]
+NAMES = ["Lena Larsen", "Noah Rossi", "  noah  ROSSI ", "  ", None]
 EMAILS = ["lena@larsen.example", "NOAH@rossi.example", "x@y.z", None]
 CURRENCIES = ["usd", "eur", "jpy", "USD"]
 
@@ -42,7 +42,8 @@ text_op = st.sampled_from(["contains", "prefix", "suffix", "equals"])
 
 @st.composite
 def leaf(draw: st.DrawFn) -> str:
-    kind = draw(st.sampled_from(["desc", "desc", "regex", "name", "email", "amount", "meta"]))
+    kinds = ["desc", "desc", "regex", "name", "email", "amount", "meta", "customer", "method"]
+    kind = draw(st.sampled_from(kinds))
     if kind == "desc":
         op, cs = draw(text_op), draw(st.booleans())
         value = draw(needle)
@@ -70,7 +71,11 @@ def leaf(draw: st.DrawFn) -> str:
                 ]
             )
         )
-    return f"metadata.order_id: {{prefix: {_quote(str(draw(st.integers(1, 99))))}}}"
+    if kind == "customer":
+        return "customer.id: cus_1LenaLarsen00001"
+    if kind == "method":
+        return f"payment_method: {draw(st.sampled_from(['card', 'sepa_debit']))}"
+    return f"metadata.order_id: {{prefix: {_quote(str(draw(st.integers(1, 20))))}}}"
 
 
 @st.composite
@@ -120,7 +125,13 @@ def bt(draw: st.DrawFn, i: int) -> dict[str, Any]:
             "name": draw(st.sampled_from(NAMES)),
             "email": draw(st.sampled_from(EMAILS)),
         }
-        source["metadata"] = {"order_id": str(draw(st.integers(1, 120)))}
+        source["metadata"] = {"order_id": draw(st.sampled_from(["7", "12", 12, "   ", None]))}
+        if draw(st.booleans()):  # an expanded customer: its id, name and email count too
+            source["customer"] = {
+                "id": "cus_1LenaLarsen00001",
+                "name": draw(st.sampled_from(NAMES)),
+                "email": draw(st.sampled_from(EMAILS)),
+            }
     return out
 
 
