@@ -23,7 +23,7 @@ from beancount_stripe.rules.ruleset import META, VALUE, Ruleset, ruleset_for
 # -- applying rules --------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class Explanation:
     """Which rule (or default) decided each part of an entry: for `rules explain` and coverage."""
 
@@ -51,17 +51,15 @@ def apply_rules(
     tags: set[str] = set()
     links: set[str] = set()
     decided = 0
+    free = -1  # ~decided: the parts still open
     meta_set = False
-    rules, tests, masks, acts = cand.rules, cand.tests, cand.masks, cand.acts
-    additive = cand.additive
-    more_after, additive_after = cand.more_after, cand.additive_after
+    rules, tests, acts, stop, want = cand.rules, cand.tests, cand.acts, cand.stop, cand.want
     captures = facts.captures
     for i in cand.order(facts):
-        if not additive[i]:  # an additive rule is always worth testing
-            if not (more_after[i] & ~decided) and not additive_after[i]:
-                break  # nothing after this rule can change the entry
-            if not (masks[i] & ~decided):
-                continue  # decides only what earlier rules decided
+        if not (stop[i] & free):
+            break  # nothing from this rule on can change the entry
+        if not (want[i] & free):
+            continue  # decides only what earlier rules decided
         if captures:
             captures.clear()
         if not tests[i](facts):
@@ -82,6 +80,7 @@ def apply_rules(
             values[part] = value
             deciders[part] = rule
             decided |= bit
+            free = ~decided
         if rule.tags:
             for template in rule.tags:
                 token = _token(template.render(facts))

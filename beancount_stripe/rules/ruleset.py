@@ -53,6 +53,10 @@ class _Candidates:
     unguarded: tuple[int, ...] = ()
     guards: tuple[index.GuardIndex, ...] = ()
     acts: tuple[tuple[Act, ...], ...] = ()  # what each rule decides, in the engine's order
+    # per rule, for the engine's loop: the parts it or a later rule can still decide, and the
+    # parts it decides; -1 (every part) when it (or a later rule) adds tags or links
+    stop: tuple[int, ...] = ()
+    want: tuple[int, ...] = ()
     # ``reference_order`` compiled into one function (rules/compiled.py); what the engine calls
     compiled: Callable[[Facts], Sequence[int]] | None = None
 
@@ -201,16 +205,19 @@ class Ruleset:
             )
             unguarded, guards = index.build(rules)
             compiled = compile_order(unguarded, guards) if guards else None
+            more_after, additive_after = tuple(reversed(more)), tuple(reversed(additive))
             found = _Candidates(
                 rules,
                 tests,
                 masks,
                 tuple(r.additive for r in rules),
-                tuple(reversed(more)),
-                tuple(reversed(additive)),
+                more_after,
+                additive_after,
                 unguarded,
                 guards,
                 tuple(self._acts[id(r)] for r in rules),
+                tuple(-1 if a else m for m, a in zip(more_after, additive_after, strict=True)),
+                tuple(-1 if r.additive else m for r, m in zip(rules, masks, strict=True)),
                 compiled,
             )
             self._candidates[key] = found
