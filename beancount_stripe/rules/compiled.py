@@ -41,22 +41,21 @@ class _Fields:
             self.env[f"G{slot}"] = getter
             self.env[f"K{slot}"] = name
             self.env[f"FK{slot}"] = "\0" + name
-            # raw: what ``Facts.get`` caches; the first read of a field fills the cache
-            self.lines.append(f"r{slot} = V.get(K{slot}, M)")
+            # raw: what ``Facts.get`` caches. Fields are pure functions of the transaction,
+            # so each is computed here and stored (no check of the cache first: ``order`` runs
+            # on a fresh ``Facts``, and were a value cached, it would be this same value)
             key = _BT_TEXT.get(name)
             if key is not None and getter is FIELDS[name][1]:  # the getter, inlined
                 self.env[f"B{slot}"] = key
-                self.lines.append(f"if r{slot} is M:")
-                self.lines.append(f"    r{slot} = facts.bt.get(B{slot})")
+                self.lines.append(f"r{slot} = facts.bt.get(B{slot})")
                 self.lines.append(
-                    f"    if type(r{slot}) is not str and not isinstance(r{slot}, str): "
-                    f"r{slot} = None"
+                    f"if type(r{slot}) is not str and not isinstance(r{slot}, str): r{slot} = None"
                 )
-                self.lines.append(f"    V[K{slot}] = r{slot}")
+                self.lines.append(f"V[K{slot}] = r{slot}")
             elif getattr(getter, CHARGE_PATH, None) is not None:
                 self._charge_field(slot, *getattr(getter, CHARGE_PATH))
             else:
-                self.lines.append(f"if r{slot} is M: r{slot} = V[K{slot}] = G{slot}(facts)")
+                self.lines.append(f"r{slot} = V[K{slot}] = G{slot}(facts)")
         return slot
 
     def _charge_field(self, slot: int, path: tuple[str, ...], words: bool) -> None:
@@ -68,16 +67,15 @@ class _Fields:
             self.lines.append("chd = type(ch) is dict")
         r = f"r{slot}"
         add = self.lines.append
-        add(f"if {r} is M:")
-        add(f"    {r} = ch.get({path[0]!r}) if chd else None")
+        add(f"{r} = ch.get({path[0]!r}) if chd else None")
         for key in path[1:]:
-            add(f"    {r} = {r}.get({key!r}) if type({r}) is dict else None")
+            add(f"{r} = {r}.get({key!r}) if type({r}) is dict else None")
         if words:
-            add(f"    {r} = ' '.join({r}.split()) or None if type({r}) is str else None")
+            add(f"{r} = ' '.join({r}.split()) or None if type({r}) is str else None")
         else:
-            add(f"    if type({r}) is not str: {r} = None")
-        add(f"    if {r} is None: {r} = G{slot}(facts)")
-        add(f"    V[K{slot}] = {r}")
+            add(f"if type({r}) is not str: {r} = None")
+        add(f"if {r} is None: {r} = G{slot}(facts)")
+        add(f"V[K{slot}] = {r}")
 
     def raw(self, name: str, getter: Any) -> str:
         return f"r{self._slot(name, getter)}"
@@ -98,10 +96,8 @@ class _Fields:
             text = self.text(name, getter)
             self.forms[slot, "folded"] = var = f"f{slot}"
             # what ``Facts.folded`` caches
-            self.lines.append(f"{var} = V.get(FK{slot}, M)")
             self.lines.append(
-                f"if {var} is M: {var} = V[FK{slot}] = "
-                f"None if {text} is None else {text}.casefold()"
+                f"{var} = V[FK{slot}] = None if {text} is None else {text}.casefold()"
             )
         return self.forms[slot, "folded"]
 

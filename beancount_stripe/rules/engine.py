@@ -48,8 +48,8 @@ def apply_rules(
     matched: list[Rule] = []
     deciders: dict[str, Rule] = {}
     values: dict[str, Any] = {}
-    tags: set[str] = set()
-    links: set[str] = set()
+    tags: set[str] | None = None  # made when a rule adds one: most BTs get none
+    links: set[str] | None = None
     decided = 0
     free = -1  # ~decided: the parts still open
     meta_set = False
@@ -85,11 +85,15 @@ def apply_rules(
             for template in rule.tags:
                 token = _token(template.render(facts))
                 if token:
+                    if tags is None:
+                        tags = set()
                     tags.add(token)
         if rule.links:
             for template in rule.links:
                 token = _token(template.render(facts))
                 if token:
+                    if links is None:
+                        links = set()
                     links.add(token)
     explanation = Explanation(str(bt.get("id")), deciders, matched)
 
