@@ -206,7 +206,12 @@ def _card(key: str) -> Getter:
 
 
 def _destination(f: Facts) -> Any:
-    value = _sub(f.bt.get("source"), "destination")
+    source = f.bt.get("source")
+    if type(source) is dict:  # the usual shapes, in one step: no destination, or its id
+        value = source.get("destination")
+        if value is None or type(value) is str:
+            return value
+    value = _sub(source, "destination")
     if _is_mapping(value):
         value = value.get("id")
     return value if isinstance(value, str) else None
@@ -267,7 +272,10 @@ BT_TEXT["category"] = "reporting_category"
 
 def _path_getter(path: tuple[str, ...]) -> Getter:
     def get(f: Facts) -> Any:
-        value = _sub(f.bt.get("source"), *path)
+        source = f.bt.get("source")
+        if type(source) is dict and len(path) == 1 and source.get(path[0]) is None:
+            return None  # the usual case for ``source.account`` (a party id field)
+        value = _sub(source, *path)
         if _is_mapping(value):
             value = value.get("id")
         return value if isinstance(value, str | int | float | bool) else None
