@@ -232,7 +232,7 @@ def _trie(words: Iterable[str]) -> str:
     return render(root)
 
 
-MEMO_LIMIT = 8192  # answers an index remembers (then it starts over): bounded memory
+MEMO_LIMIT = 1024  # answers an index remembers (then it starts over): bounded memory
 
 
 class NeedleIndex:
