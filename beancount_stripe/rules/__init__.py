@@ -13,8 +13,10 @@ rule), conditions compile into closures over precompiled regexes, and rules are 
 
 The package, by concern: ``fields`` (what a rule can read, ``Facts``), ``model`` (the language's
 keys and operators, compiled rules), ``conditions`` (operators compiled to closures), ``actions``
-and ``compiler`` (reading and validating rules files), ``ruleset`` (a client's rules, indexed),
-``engine`` (applying rules, fingerprints, explanations). Callers import this package only.
+and ``compiler`` (reading and validating rules files), ``index`` (per-field indexes that offer a
+BT only the rules that can match it), ``compiled`` (one type's indexes generated as one Python
+function), ``ruleset`` (a client's rules, indexed), ``engine`` (applying rules, fingerprints,
+explanations). Callers import this package only.
 """
 
 from __future__ import annotations

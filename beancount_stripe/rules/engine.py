@@ -18,12 +18,12 @@ from beancount_stripe.config import (
 )
 from beancount_stripe.rules.fields import Facts, _scalar_text
 from beancount_stripe.rules.model import _TOKEN_BAD, HASH_KEY, Leg, Rule
-from beancount_stripe.rules.ruleset import Ruleset, ruleset_for
+from beancount_stripe.rules.ruleset import META, VALUE, Ruleset, ruleset_for
 
 # -- applying rules --------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class Explanation:
     """Which rule (or default) decided each part of an entry: for `rules explain` and coverage."""
 
@@ -45,61 +45,57 @@ def apply_rules(
     """Refine one booked entry with the ruleset; the counter-leg is the entry's last posting."""
     facts = Facts(bt, entry, ruleset)
     cand = ruleset.candidates(bt.get("type"))
-    explanation = Explanation(str(bt.get("id")))
-    deciders = explanation.deciders
+    matched: list[Rule] = []
+    deciders: dict[str, Rule] = {}
     values: dict[str, Any] = {}
-    tags: set[str] = set()
-    links: set[str] = set()
+    tags: set[str] | None = None  # made when a rule adds one: most BTs get none
+    links: set[str] | None = None
     decided = 0
+    free = -1  # ~decided: the parts still open
     meta_set = False
-    bits = ruleset._bits
-    rules, tests, masks, additive = cand.rules, cand.tests, cand.masks, cand.additive
-    more_after, additive_after = cand.more_after, cand.additive_after
+    rules, tests, acts, stop, want = cand.rules, cand.tests, cand.acts, cand.stop, cand.want
     captures = facts.captures
     for i in cand.order(facts):
-        if not (more_after[i] & ~decided) and not additive_after[i]:
-            break
-        if not (masks[i] & ~decided) and not additive[i]:
-            continue
+        if not (stop[i] & free):
+            break  # nothing from this rule on can change the entry
+        if not (want[i] & free):
+            continue  # decides only what earlier rules decided
         if captures:
             captures.clear()
         if not tests[i](facts):
             continue
         rule = rules[i]
-        explanation.matched.append(rule)
-        if (rule.account or rule.split) and not decided & 1:
-            values["account"] = rule
-            deciders["account"] = rule
-            decided |= 1
-        for part in ("payee", "narration"):
-            template = getattr(rule, part)
-            if template is not None and not decided & bits[part]:
-                text = template.render(facts)
-                if text:
-                    values[part] = text
-                    deciders[part] = rule
-                    decided |= bits[part]
-        if rule.flag is not None and not decided & bits["flag"]:
-            values["flag"] = rule.flag
-            deciders["flag"] = rule
-            decided |= bits["flag"]
-        for key, template in rule.meta:
-            bit = bits[f"meta:{key}"]
-            if not decided & bit:
-                text = template.render(facts)
-                if text:
+        matched.append(rule)
+        for kind, part, bit, payload in acts[i]:
+            if decided & bit:
+                continue
+            if kind == VALUE:
+                value = payload
+            else:
+                value = payload.render(facts)
+                if not value:
+                    continue
+                if kind == META:
                     meta_set = True
-                    values[f"meta:{key}"] = text
-                    deciders[f"meta:{key}"] = rule
-                    decided |= bit
-        for template in rule.tags:
-            token = _token(template.render(facts))
-            if token:
-                tags.add(token)
-        for template in rule.links:
-            token = _token(template.render(facts))
-            if token:
-                links.add(token)
+            values[part] = value
+            deciders[part] = rule
+            decided |= bit
+            free = ~decided
+        if rule.tags:
+            for template in rule.tags:
+                token = _token(template.render(facts))
+                if token:
+                    if tags is None:
+                        tags = set()
+                    tags.add(token)
+        if rule.links:
+            for template in rule.links:
+                token = _token(template.render(facts))
+                if token:
+                    if links is None:
+                        links = set()
+                    links.add(token)
+    explanation = Explanation(str(bt.get("id")), deciders, matched)
 
     old_postings = entry.postings
     counter = old_postings[-1]
@@ -111,7 +107,7 @@ def apply_rules(
         if account_rule.split:
             postings[-1:] = _split_postings(counter, account_rule.split, accounts)
         else:
-            postings[-1] = counter._replace(account=accounts[0])
+            postings[-1] = _with_account(counter, accounts[0])
         explanation.accounts = tuple(p.account for p in postings[len(old_postings) - 1 :])
     else:
         postings = old_postings
@@ -175,12 +171,20 @@ def _split_postings(
     units = counter.units
     exp = max(0, -int(units.number.as_tuple().exponent))  # type: ignore[union-attr, operator]
     amounts = split_amounts(units.number, [(leg.percent, leg.amount) for leg in legs], exp)
+    cost, price, flag, meta = counter.cost, counter.price, counter.flag, counter.meta
     out = [
-        counter._replace(account=account, units=Amount(number, units.currency))
+        data.Posting(account, Amount(number, units.currency), cost, price, flag, meta)
         for account, number in zip(accounts, amounts, strict=True)
         if number
     ]
-    return out or [counter._replace(account=accounts[-1])]
+    return out or [_with_account(counter, accounts[-1])]
+
+
+def _with_account(posting: data.Posting, account: str) -> data.Posting:
+    """``posting._replace(account=account)`` without ``_replace``'s keyword machinery."""
+    return data.Posting(
+        account, posting.units, posting.cost, posting.price, posting.flag, posting.meta
+    )
 
 
 def split_amounts(

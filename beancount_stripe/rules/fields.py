@@ -28,7 +28,7 @@ Getter = Callable[["Facts"], Any]
 def _bt_text(key: str) -> Getter:
     def get(f: Facts) -> Any:
         value = f.bt.get(key)
-        return value if isinstance(value, str) else None
+        return value if type(value) is str or isinstance(value, str) else None
 
     return get
 
@@ -70,10 +70,9 @@ def _source_id(f: Facts) -> Any:
 
 def _charge(f: Facts) -> Mapping[str, Any] | None:
     """The charge behind the BT: its source, or the charge a refund/dispute expands."""
-    values = f._values
-    found = values.get(_CHARGE_KEY, _MISSING)
+    found = f._charge
     if found is _MISSING:  # read by most customer fields: found once per BT
-        found = values[_CHARGE_KEY] = _find_charge(f.bt)
+        found = f._charge = _find_charge(f.bt)
     return found  # type: ignore[return-value]
 
 
@@ -113,13 +112,50 @@ def _first_text(*values: Any) -> str | None:
     return None
 
 
+def _charge_path(*path: str, words: bool = False) -> Callable[[Getter], Getter]:
+    """Mark a charge field's usual shape for the compiled indexes (rules/compiled.py): when the
+    charge is a dict and ``path`` leads to a str (``words``: whitespace-normalized, not blank),
+    that str is the field's value; otherwise the getter decides."""
+
+    def mark(getter: Getter) -> Getter:
+        setattr(getter, CHARGE_PATH, (path, words))
+        return getter
+
+    return mark
+
+
+CHARGE_PATH = "_charge_path"
+
+
+def _one_text(value: Any) -> str | None:
+    """``_first_text`` of one value, inlined where a field is read for every transaction."""
+    if type(value) is str:
+        words = value.split()
+        return " ".join(words) if words else None
+    return _first_text(value)
+
+
+@_charge_path("billing_details", "name", words=True)
 def _customer_name(f: Facts) -> Any:
     charge = _charge(f)
+    if type(charge) is dict:  # the usual shape: try the billing name first, in one step
+        billing = charge.get("billing_details")
+        if type(billing) is dict:
+            name = _one_text(billing.get("name"))
+            if name is not None:
+                return name
     return _first_text(_sub(charge, "billing_details", "name"), _sub(charge, "customer", "name"))
 
 
+@_charge_path("billing_details", "email", words=True)
 def _customer_email(f: Facts) -> Any:
     charge = _charge(f)
+    if type(charge) is dict:  # the usual shape: try the billing email first, in one step
+        billing = charge.get("billing_details")
+        if type(billing) is dict:
+            email = _one_text(billing.get("email"))
+            if email is not None:
+                return email
     return _first_text(
         _sub(charge, "billing_details", "email"),
         _sub(charge, "customer", "email"),
@@ -127,8 +163,14 @@ def _customer_email(f: Facts) -> Any:
     )
 
 
+@_charge_path("customer")
 def _customer_id(f: Facts) -> Any:
-    customer = _sub(_charge(f), "customer")
+    charge = _charge(f)
+    if type(charge) is dict:
+        customer = charge.get("customer")
+        if type(customer) is str:
+            return customer
+    customer = _sub(charge, "customer")
     if _is_mapping(customer):
         customer = customer.get("id")
     return customer if isinstance(customer, str) else None
@@ -144,11 +186,18 @@ def _statement_descriptor(f: Facts) -> Any:
     )
 
 
+@_charge_path("payment_method_details", "type", words=True)
 def _payment_method(f: Facts) -> Any:
-    return _first_text(_sub(_charge(f), "payment_method_details", "type"))
+    charge = _charge(f)
+    if type(charge) is dict:
+        details = charge.get("payment_method_details")
+        if type(details) is dict:
+            return _one_text(details.get("type"))
+    return _first_text(_sub(charge, "payment_method_details", "type"))
 
 
 def _card(key: str) -> Getter:
+    @_charge_path("payment_method_details", "card", key)
     def get(f: Facts) -> Any:
         value = _sub(_charge(f), "payment_method_details", "card", key)
         return value if isinstance(value, str) else None
@@ -157,7 +206,12 @@ def _card(key: str) -> Getter:
 
 
 def _destination(f: Facts) -> Any:
-    value = _sub(f.bt.get("source"), "destination")
+    source = f.bt.get("source")
+    if type(source) is dict:  # the usual shapes, in one step: no destination, or its id
+        value = source.get("destination")
+        if value is None or type(value) is str:
+            return value
+    value = _sub(source, "destination")
     if _is_mapping(value):
         value = value.get("id")
     return value if isinstance(value, str) else None
@@ -210,11 +264,18 @@ FIELDS: dict[str, tuple[str, Getter, str]] = {
     "label": (TEXT, _label, "readable type: Card charge, Stripe payout, …"),
 }
 _PREFIXED = ("source.", "metadata.")
+# Fields that are a text value of the BT itself (``_bt_text``): field → key in the BT
+_BT_TEXT_FIELDS = ("id", "type", "reporting_category", "description", "currency", "status")
+BT_TEXT = {name: name for name in (*_BT_TEXT_FIELDS, "balance_type")}
+BT_TEXT["category"] = "reporting_category"
 
 
 def _path_getter(path: tuple[str, ...]) -> Getter:
     def get(f: Facts) -> Any:
-        value = _sub(f.bt.get("source"), *path)
+        source = f.bt.get("source")
+        if type(source) is dict and len(path) == 1 and source.get(path[0]) is None:
+            return None  # the usual case for ``source.account`` (a party id field)
+        value = _sub(source, *path)
         if _is_mapping(value):
             value = value.get("id")
         return value if isinstance(value, str | int | float | bool) else None
@@ -223,8 +284,16 @@ def _path_getter(path: tuple[str, ...]) -> Getter:
 
 
 def _metadata_getter(key: str) -> Getter:
+    @_charge_path("metadata", key)
     def get(f: Facts) -> Any:
-        for obj in (_charge(f), f.bt.get("source")):
+        charge = _charge(f)
+        if type(charge) is dict:  # the usual shape: the charge's own metadata has the key
+            meta = charge.get("metadata")
+            if type(meta) is dict:
+                value = meta.get(key)
+                if type(value) is str:
+                    return value
+        for obj in (charge, f.bt.get("source")):
             value = _sub(obj, "metadata", key)
             if isinstance(value, str | int | float | bool):
                 return value
@@ -259,7 +328,7 @@ def field_spec(name: str) -> tuple[str, Getter] | None:
 class Facts:
     """One BT (and its booked entry) as rules see it; every field is computed at most once."""
 
-    __slots__ = ("_party", "_values", "bt", "captures", "entry", "ruleset")
+    __slots__ = ("_charge", "_party", "_values", "bt", "captures", "entry", "ruleset")
 
     def __init__(self, bt: Mapping[str, Any], entry: data.Transaction, ruleset: Ruleset) -> None:
         self.bt = bt
@@ -267,6 +336,7 @@ class Facts:
         self.ruleset = ruleset
         self._values: dict[str, Any] = {}
         self._party: tuple[str | None, str] | None = None
+        self._charge: Any = _MISSING  # the charge behind the BT (``_charge``), found once
         self.captures: list[re.Match[str]] = []
 
     def get(self, key: str, getter: Getter) -> Any:

@@ -232,6 +232,9 @@ def _trie(words: Iterable[str]) -> str:
     return render(root)
 
 
+MEMO_LIMIT = 1024  # answers an index remembers (then it starts over): bounded memory
+
+
 class NeedleIndex:
     """Which of many needles (``contains``, ``prefix`` or ``suffix``) a text holds, in one scan.
 
@@ -239,7 +242,7 @@ class NeedleIndex:
     needle starting there is a prefix of it, so ``closure`` of the found needle lists them all.
     """
 
-    __slots__ = ("closure", "mode", "regex")
+    __slots__ = ("closure", "memo", "mode", "regex")
 
     def __init__(self, needles: Mapping[str, Sequence[int]], mode: str) -> None:
         self.mode = mode
@@ -254,17 +257,31 @@ class NeedleIndex:
             self.closure[word] = tuple(sorted(found))
         pattern = _trie(keys)
         self.regex = re.compile(f"(?=({pattern}))" if mode == "contains" else pattern)
+        # answers by text: texts repeat across a history (customers, products, descriptions)
+        # and a dict lookup of a str (its hash is cached) is far cheaper than a scan
+        self.memo: dict[str, Iterable[int]] = {}
 
     def hits(self, text: str) -> Iterable[int]:
+        """Positions of the needles ``text`` holds (do not modify the answer: it is shared)."""
+        found = self.memo.get(text)
+        if found is None:
+            found = self._scan(text)
+            if len(self.memo) >= MEMO_LIMIT:
+                self.memo.clear()
+            self.memo[text] = found
+        return found
+
+    def _scan(self, text: str) -> Iterable[int]:
         if self.mode == "contains":
-            found = {m.group(1) for m in self.regex.finditer(text)}
+            found = self.regex.findall(text)
             if not found:
                 return ()
             if len(found) == 1:
-                return self.closure[found.pop()]
+                return self.closure[found[0]]
             out: set[int] = set()
-            for word in found:
-                out.update(self.closure[word])
+            closure = self.closure
+            for word in set(found):
+                out.update(closure[word])
             return out
         m = self.regex.match(text[::-1] if self.mode == "suffix" else text)
         return self.closure[m.group(0)] if m else ()
@@ -282,10 +299,14 @@ class GuardIndex:
         "fields",
         "filters",
         "getter",
+        "high_bounds",
+        "high_positions",
         "highs",
         "index",
         "kind",
         "lookup",
+        "low_bounds",
+        "low_positions",
         "lows",
         "name",
         "table",
@@ -329,6 +350,10 @@ class GuardIndex:
             self.index = NeedleIndex(self.table, mode)
         self.lows.sort(key=lambda item: item[0])
         self.highs.sort(key=lambda item: item[0])
+        self.low_bounds = [bound for bound, _p in self.lows]
+        self.low_positions = [position for _b, position in self.lows]
+        self.high_bounds = [bound for bound, _p in self.highs]
+        self.high_positions = [position for _b, position in self.highs]
         self.everyone = tuple(sorted({i for ix in self.table.values() for i in ix}))
         lookup = self._lookup()
         filters = self.filters
@@ -405,7 +430,10 @@ class GuardIndex:
         return folded
 
     def _range_hits(self, facts: Facts) -> Iterable[int]:
-        raw = facts.get(self.name, self.getter)
+        return self.range_hits_of_raw(facts.get(self.name, self.getter))
+
+    def range_hits_of_raw(self, raw: Any) -> Iterable[int]:
+        """A range index's answer for the field's value as ``Facts.get`` gives it."""
         if self.dates:
             value = raw if isinstance(raw, datetime.date) else None
         else:
@@ -414,13 +442,14 @@ class GuardIndex:
                 return self.everyone  # the conditions themselves decide what NaN means
         if value is None:
             return ()
-        out = list(self.buckets.get(_unit(value, self.dates), ()))
-        if self.lows:
-            k = bisect.bisect_right(self.lows, value, key=lambda item: item[0])
-            out += [position for _b, position in self.lows[:k]]
+        found = self.buckets.get(value.toordinal() if self.dates else math.floor(value))
+        if not self.lows and not self.highs:
+            return found or ()
+        out = list(found or ())
+        if self.lows:  # bounds sorted: the rules whose low bound is at most the value
+            out += self.low_positions[: bisect.bisect_right(self.low_bounds, value)]
         if self.highs:
-            k = bisect.bisect_left(self.highs, value, key=lambda item: item[0])
-            out += [position for _b, position in self.highs[k:]]
+            out += self.high_positions[bisect.bisect_left(self.high_bounds, value) :]
         return out
 
 

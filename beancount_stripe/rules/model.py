@@ -70,8 +70,17 @@ class Template:
 
     source: str
     pieces: tuple[tuple[str, str | None, Getter | None], ...]  # (literal, slot, getter)
+    # the rendered text when the template has no slots (``tags: [vip]``): rendered once
+    fixed: str | None = field(default=None, init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if all(slot is None for _literal, slot, _getter in self.pieces):
+            text = " ".join("".join(literal for literal, _s, _g in self.pieces).split())
+            object.__setattr__(self, "fixed", text)
 
     def render(self, facts: Facts) -> str:
+        if self.fixed is not None:
+            return self.fixed
         out: list[str] = []
         for literal, slot, getter in self.pieces:
             out.append(literal)

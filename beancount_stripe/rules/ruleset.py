@@ -4,7 +4,7 @@ transaction is offered only the rules that can match it."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from beancount_stripe.config import (
 )
 from beancount_stripe.errors import ConfigError
 from beancount_stripe.rules import index
+from beancount_stripe.rules.compiled import compile_order
 from beancount_stripe.rules.compiler import load_rules
 from beancount_stripe.rules.fields import (
     _PARTY_ID_FIELDS,
@@ -30,6 +31,11 @@ from beancount_stripe.rules.fields import (
 from beancount_stripe.rules.model import _BIT, Party, Pred, Rule, RuleFile
 
 # -- a client's ruleset ----------------------------------------------------------------------------
+
+# the kinds of decision a rule makes (``Ruleset._act``): the payload is the value (the rule for
+# the account, the flag), or a template to render (payee, narration; metadata)
+VALUE, TEXT, META = range(3)
+Act = tuple[int, str, int, Any]
 
 
 @dataclass(frozen=True)
@@ -46,9 +52,22 @@ class _Candidates:
     # without, and tried only for BTs that meet it; ``unguarded`` are all other rules.
     unguarded: tuple[int, ...] = ()
     guards: tuple[index.GuardIndex, ...] = ()
+    acts: tuple[tuple[Act, ...], ...] = ()  # what each rule decides, in the engine's order
+    # per rule, for the engine's loop: the parts it or a later rule can still decide, and the
+    # parts it decides; -1 (every part) when it (or a later rule) adds tags or links
+    stop: tuple[int, ...] = ()
+    want: tuple[int, ...] = ()
+    # ``reference_order`` compiled into one function (rules/compiled.py); what the engine calls
+    compiled: Callable[[Facts], Sequence[int]] | None = None
 
     def order(self, facts: Facts) -> Sequence[int]:
         """Indexes of the rules worth testing for ``facts``, in precedence order."""
+        if self.compiled is not None:
+            return self.compiled(facts)
+        return self.reference_order(facts)
+
+    def reference_order(self, facts: Facts) -> Sequence[int]:
+        """``order`` index by index, as the indexes answer one at a time."""
         if not self.guards:
             return range(len(self.rules))
         picked = list(self.unguarded)
@@ -89,6 +108,8 @@ class Ruleset:
             names = [rule.account] if rule.account else [leg.account for leg in rule.split]
             self._resolved[id(rule)] = tuple(self._resolve(n, rule) for n in names if n)
         self._candidates: dict[str, _Candidates] = {}
+        self._by_type: dict[Any, _Candidates] = {}  # by the BT's type as written
+        self._acts = {id(r): self._act(r) for r in self.rules}
         self._ids: dict[str, Party] = {}
         self._emails: dict[str, Party] = {}
         self._names: dict[str, Party] = {}
@@ -101,6 +122,23 @@ class Ruleset:
             for name in party.names:
                 self._names.setdefault(name, party)
             self._descriptions.extend((p, party) for p in party.descriptions)
+
+    def _act(self, rule: Rule) -> tuple[Act, ...]:
+        """What a matching rule decides, as (kind, part, bit, payload), in the order the engine
+        decides them: account (payload: the rule), payee, narration, flag, each metadata key."""
+        bits = self._bits
+        out: list[Act] = []
+        if rule.account or rule.split:
+            out.append((VALUE, "account", bits["account"], rule))
+        for part in ("payee", "narration"):
+            template = getattr(rule, part)
+            if template is not None:
+                out.append((TEXT, part, bits[part], template))
+        if rule.flag is not None:
+            out.append((VALUE, "flag", bits["flag"], rule.flag))
+        for key, template in rule.meta:
+            out.append((META, f"meta:{key}", bits[f"meta:{key}"], template))
+        return tuple(out)
 
     def _mask(self, rule: Rule) -> int:
         mask = 0
@@ -138,6 +176,17 @@ class Ruleset:
         return self._resolved[id(rule)]
 
     def candidates(self, bt_type: Any) -> _Candidates:
+        """The rules that can match a BT of type ``bt_type``, built once per type."""
+        found = self._by_type.get(bt_type) if self._candidates and type(bt_type) is str else None
+        if found is None:
+            if not self._candidates:  # cleared: forget the types as written too
+                self._by_type.clear()
+            found = self._build_candidates(bt_type)
+            if type(bt_type) is str:
+                self._by_type[bt_type] = found
+        return found
+
+    def _build_candidates(self, bt_type: Any) -> _Candidates:
         key = bt_type.casefold() if isinstance(bt_type, str) else ""
         found = self._candidates.get(key)
         if found is None:
@@ -155,15 +204,21 @@ class Ruleset:
                 r.rest if r.types is not None and r.rest is not None else r.when.test for r in rules
             )
             unguarded, guards = index.build(rules)
+            compiled = compile_order(unguarded, guards) if guards else None
+            more_after, additive_after = tuple(reversed(more)), tuple(reversed(additive))
             found = _Candidates(
                 rules,
                 tests,
                 masks,
                 tuple(r.additive for r in rules),
-                tuple(reversed(more)),
-                tuple(reversed(additive)),
+                more_after,
+                additive_after,
                 unguarded,
                 guards,
+                tuple(self._acts[id(r)] for r in rules),
+                tuple(-1 if a else m for m, a in zip(more_after, additive_after, strict=True)),
+                tuple(-1 if r.additive else m for r, m in zip(rules, masks, strict=True)),
+                compiled,
             )
             self._candidates[key] = found
         return found
@@ -172,21 +227,23 @@ class Ruleset:
         """(canonical payee, how it was recognized): id, email, email domain, name, description."""
         if not self.parties:
             return None, ""
-        for key, getter in _PARTY_ID_FIELDS:
+        for key, getter in _PARTY_ID_FIELDS if self._ids else ():
             ident = facts.text(key, getter)
             if ident and ident in self._ids:
                 return self._ids[ident].payee, f"{key} {ident}"
-        email = facts.folded("customer.email", _customer_email)
+        email = facts.folded("customer.email", _customer_email) if self._emails else None
         if email:
             if email in self._emails:
                 return self._emails[email].payee, f"email {email}"
             domain = "@" + email.rpartition("@")[2]
             if domain in self._emails:
                 return self._emails[domain].payee, f"email domain {domain}"
-        name = facts.folded("customer.name", _customer_name)
+        name = facts.folded("customer.name", _customer_name) if self._names else None
         if name and name in self._names:
             return self._names[name].payee, f"name {name}"
-        description = facts.text("description", FIELDS["description"][1])
+        description = (
+            facts.text("description", FIELDS["description"][1]) if self._descriptions else None
+        )
         if description:
             for pattern, party in self._descriptions:
                 if pattern.search(description):

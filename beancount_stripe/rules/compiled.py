@@ -1,0 +1,210 @@
+"""The rule indexes of one BT type compiled into one generated Python function.
+
+``index.GuardIndex.lookup`` answers per index through a few layers of calls (the index, its
+filter, ``Facts.folded``, ``Facts.text``, the field's getter); with a dozen indexes per type that
+layering, not the lookups themselves, was most of the rules' cost per transaction. Here the
+indexes of one candidate set become straight-line code: each field the indexes read is read once
+into a local (and left in the ``Facts`` cache exactly as ``Facts.get/text/folded`` would leave
+it, so the conditions tested next find it there), then each index is one dict lookup or one
+scan. The answer is the same as ``_Candidates``'s reference ``order`` (tests/rules/test_index.py
+and test_compiled.py compare the two).
+"""
+
+from __future__ import annotations
+
+import itertools
+import linecache
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from beancount_stripe.rules.fields import BT_TEXT as _BT_TEXT
+from beancount_stripe.rules.fields import CHARGE_PATH, FIELDS, Facts, _scalar_text, charge_of
+from beancount_stripe.rules.index import GuardIndex, NeedleIndex
+
+Order = Callable[[Facts], Sequence[int]]
+
+
+class _Fields:
+    """The locals of the generated function: one per field and form (raw, text, folded)."""
+
+    def __init__(self, env: dict[str, Any]) -> None:
+        self.env = env
+        self.lines: list[str] = []
+        self.slots: dict[str, int] = {}
+        self.forms: dict[tuple[int, str], str] = {}
+        self.charge = False  # ``ch``: the charge behind the BT, read once
+
+    def _slot(self, name: str, getter: Any) -> int:
+        slot = self.slots.get(name)
+        if slot is None:
+            slot = self.slots[name] = len(self.slots)
+            self.env[f"G{slot}"] = getter
+            self.env[f"K{slot}"] = name
+            self.env[f"FK{slot}"] = "\0" + name
+            # raw: what ``Facts.get`` caches. Fields are pure functions of the transaction,
+            # so each is computed here and stored (no check of the cache first: ``order`` runs
+            # on a fresh ``Facts``, and were a value cached, it would be this same value)
+            key = _BT_TEXT.get(name)
+            if key is not None and getter is FIELDS[name][1]:  # the getter, inlined
+                self.env[f"B{slot}"] = key
+                self.lines.append(f"r{slot} = facts.bt.get(B{slot})")
+                self.lines.append(
+                    f"if type(r{slot}) is not str and not isinstance(r{slot}, str): r{slot} = None"
+                )
+                self.lines.append(f"V[K{slot}] = r{slot}")
+            elif getattr(getter, CHARGE_PATH, None) is not None:
+                self._charge_field(slot, *getattr(getter, CHARGE_PATH))
+            else:
+                self.lines.append(f"r{slot} = V[K{slot}] = G{slot}(facts)")
+        return slot
+
+    def _charge_field(self, slot: int, path: tuple[str, ...], words: bool) -> None:
+        """A charge field read inline along its usual path (``fields._charge_path``)."""
+        if not self.charge:
+            self.charge = True
+            self.env["charge_of"] = charge_of
+            self.lines.append("ch = charge_of(facts)")
+            self.lines.append("chd = type(ch) is dict")
+        r = f"r{slot}"
+        add = self.lines.append
+        add(f"{r} = ch.get({path[0]!r}) if chd else None")
+        for key in path[1:]:
+            add(f"{r} = {r}.get({key!r}) if type({r}) is dict else None")
+        if words:
+            add(f"{r} = ' '.join({r}.split()) or None if type({r}) is str else None")
+        else:
+            add(f"if type({r}) is not str: {r} = None")
+        add(f"if {r} is None: {r} = G{slot}(facts)")
+        add(f"V[K{slot}] = {r}")
+
+    def raw(self, name: str, getter: Any) -> str:
+        return f"r{self._slot(name, getter)}"
+
+    def text(self, name: str, getter: Any) -> str:
+        slot = self._slot(name, getter)
+        if (slot, "text") not in self.forms:
+            self.forms[slot, "text"] = var = f"t{slot}"
+            self.lines.append(
+                f"{var} = r{slot} if r{slot} is None or type(r{slot}) is str "
+                f"else scalar_text(r{slot})"
+            )
+        return self.forms[slot, "text"]
+
+    def folded(self, name: str, getter: Any) -> str:
+        slot = self._slot(name, getter)
+        if (slot, "folded") not in self.forms:
+            text = self.text(name, getter)
+            self.forms[slot, "folded"] = var = f"f{slot}"
+            # what ``Facts.folded`` caches
+            self.lines.append(
+                f"{var} = V[FK{slot}] = None if {text} is None else {text}.casefold()"
+            )
+        return self.forms[slot, "folded"]
+
+
+def compile_order(unguarded: Sequence[int], guards: Sequence[GuardIndex]) -> Order:
+    """``order(facts)``: positions of the rules worth testing, in precedence order."""
+    env: dict[str, Any] = {"M": _MISSING, "scalar_text": _scalar_text}
+    fields = _Fields(env)
+    body: list[str] = []
+    for k, guard in enumerate(guards):
+        body += _guard_lines(k, guard, fields, env)
+    env["U"] = list(unguarded)
+    lines = ["def order(facts):", "    V = facts._values", "    picked = U.copy()"]
+    lines += ["    " + line for line in fields.lines + body]
+    lines += ["    picked.sort()", "    return picked"]
+    source = "\n".join(lines) + "\n"
+    namespace: dict[str, Any] = {}
+    filename = f"<rules: compiled indexes {next(_SERIAL)}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), env, namespace)  # tracebacks show the source
+    order: Order = namespace["order"]
+    order.__doc__ = source  # what was generated, for debugging
+    return order
+
+
+_MISSING = object()
+_SERIAL = itertools.count()
+
+
+def _guard_lines(k: int, guard: GuardIndex, fields: _Fields, env: dict[str, Any]) -> list[str]:
+    """The lines that add index ``k``'s positions for the transaction to ``picked``."""
+    name, getter = guard.name, guard.getter
+    out: list[str] = []
+    if guard.kind == "equals":
+        env[f"T{k}"] = guard.table
+        if guard.fields:
+            key = ", ".join(fields.folded(n, g) for n, g in guard.fields)
+            out.append(f"h = T{k}.get(({key},))")
+        else:
+            out.append(f"h = T{k}.get({fields.folded(name, getter)})")
+    elif guard.kind == "range":
+        env[f"R{k}"] = guard.range_hits_of_raw
+        out.append(f"h = R{k}({fields.raw(name, getter)})")
+    elif _split_by_filter(k, guard, fields, env, out):
+        out.append("if h: picked += h")
+        return out
+    else:
+        assert guard.index is not None
+        env[f"N{k}"] = guard.index.hits
+        if guard.ascii_only:  # a case-insensitive regex literal: ASCII text only
+            env[f"E{k}"] = guard.everyone
+            text = fields.text(name, getter)
+            folded = fields.folded(name, getter)
+            out.append(f"h = (N{k}({folded}) if {text}.isascii() else E{k}) if {text} else ()")
+        elif guard.cs:
+            text = fields.text(name, getter)
+            out.append(f"h = N{k}({text}) if {text} else ()")
+        else:
+            folded = fields.folded(name, getter)
+            out.append(f"h = N{k}({folded}) if {folded} else ()")
+    if guard.filters:
+        also = list(dict.fromkeys((f, g) for f, g, _v in guard.filters.values()))
+        where = {f: j for j, (f, _g) in enumerate(also)}
+        env[f"A{k}"] = {i: (where[f], values) for i, (f, _g, values) in guard.filters.items()}
+        seen = ", ".join(fields.folded(f, g) for f, g in also)
+        out.append("if h:")
+        out.append(f"    a = ({seen},)")
+        out.append(f"    h = [i for i in h if (c := A{k}.get(i)) is None or a[c[0]] in c[1]]")
+    out.append("if h: picked += h")
+    return out
+
+
+def _split_by_filter(
+    k: int, guard: GuardIndex, fields: _Fields, env: dict[str, Any], out: list[str]
+) -> bool:
+    """A needle index whose rules also need one broad field (``currency: usd``): one needle
+    index per value of that field, so a transaction scans only the needles of rules its value
+    lets through and no filter runs afterwards. False when the filters are on several fields."""
+    filters = guard.filters
+    also = {(f, g) for f, g, _v in filters.values()}
+    if not filters or len(also) != 1:
+        return False
+    ((fname, fgetter),) = also
+    mode = "contains" if guard.kind == "regex" else guard.kind
+
+    def passing(value: str | None) -> tuple[Callable[[str], Any] | None, tuple[int, ...]]:
+        table: dict[str, list[int]] = {}
+        for needle, positions in guard.table.items():
+            kept = [i for i in positions if i not in filters or value in filters[i][2]]
+            if kept:
+                table[needle] = kept
+        everyone = tuple(i for i in guard.everyone if i not in filters or value in filters[i][2])
+        return (NeedleIndex(table, mode).hits if table else None), everyone
+
+    wanted = {v for _f, _g, values in filters.values() for v in values}
+    env[f"P{k}"] = {v: passing(v) for v in sorted(wanted)}
+    env[f"D{k}"] = passing(None)  # a value no filter lets through: the unfiltered rules only
+    key = fields.folded(fname, fgetter)
+    out.append(f"n, e = P{k}.get({key}, D{k})")
+    name, getter = guard.name, guard.getter
+    if guard.ascii_only:
+        text, folded = fields.text(name, getter), fields.folded(name, getter)
+        out.append(f"h = (n({folded}) if {text}.isascii() else e) if {text} and n else ()")
+    elif guard.cs:
+        text = fields.text(name, getter)
+        out.append(f"h = n({text}) if {text} and n else ()")
+    else:
+        folded = fields.folded(name, getter)
+        out.append(f"h = n({folded}) if {folded} and n else ()")
+    return True
