@@ -93,7 +93,7 @@ def record_payout_contents(
     failure or cancel BT names it after it was recorded as paid.
     """
     result = ContentsResult()
-    records = archive.read_payouts(client.archive_dir)
+    records = archive.open_payouts(client.archive_dir)  # on disk: they grow with the history
     reversed_ids = {
         _source_id(bt): str(bt["type"])
         for bt in known.values()
