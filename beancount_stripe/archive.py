@@ -15,12 +15,11 @@ Also reads the other shapes a user may hand us: a saved Stripe list response
 
 from __future__ import annotations
 
-import filecmp
 import json
 import os
 import re
 import tempfile
-from collections.abc import Container, Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -287,8 +286,13 @@ def write_month(
         "complete": complete or old_complete,
         "net": dict(sorted(sum_nets(ordered).items())),
     }
-    text = "\n".join([dumps(header_obj), *(dumps(bt) for bt in ordered)]) + "\n"
-    return write_atomic(path, text)
+
+    def lines() -> Iterator[bytes]:  # the month's text is never held whole
+        yield (dumps(header_obj) + "\n").encode("utf-8")
+        for bt in ordered:
+            yield (dumps(bt) + "\n").encode("utf-8")
+
+    return _write_lines_atomic(path, lines)
 
 
 # -- payout contents (reconcile.py) ---------------------------------------------------------------
@@ -382,13 +386,8 @@ class PayoutStore(MutableMapping[str, dict[str, Any]]):
         self._path = payouts_path(archive_dir)
         # id -> (spilled, offset, length, sort key) of the record's line
         self._at: dict[str, tuple[bool, int, int, tuple[Any, str]]] = {}
-        self._redump: set[str] = set()  # lines in the file that ``dumps`` would write otherwise
+        self._canonical = False  # the file's lines are as ``dumps`` writes them (once written)
         self._spill: IO[bytes] | None = None
-        self._load()
-
-    def _load(self) -> None:
-        self._at.clear()
-        self._redump.clear()
         if not self._path.exists():
             return
         offset = 0
@@ -397,10 +396,6 @@ class PayoutStore(MutableMapping[str, dict[str, Any]]):
                 obj = _payout_line(raw.decode("utf-8"), self._path, lineno)
                 if obj is not None:
                     self._at[obj["id"]] = (False, offset, len(raw), _payout_key(obj))
-                    if raw != _payout_bytes(obj):
-                        self._redump.add(obj["id"])
-                    else:
-                        self._redump.discard(obj["id"])
                 offset += len(raw)
 
     def __getitem__(self, po_id: str) -> dict[str, Any]:
@@ -444,14 +439,14 @@ class PayoutStore(MutableMapping[str, dict[str, Any]]):
             for po_id in sorted(self._at, key=lambda i: self._at[i][3]):
                 spilled, start, length, key = self._at[po_id]
                 raw = self._read(spilled, start, length)
-                if not spilled and po_id in self._redump:
+                if not spilled and not self._canonical:  # as a dict's records are written
                     raw = _payout_bytes(json.loads(raw))
                 at[po_id] = (False, offset, len(raw), key)
                 offset += len(raw)
                 yield raw
 
-        changed = _write_lines_atomic(self._path, lines())
-        self._at, self._redump = at, set()  # every record is now a line of the file, as written
+        changed = _write_lines_atomic(self._path, lines)
+        self._at, self._canonical = at, True  # every record is now a line of the file
         self.close()
         return changed
 
@@ -470,18 +465,18 @@ def open_payouts(archive_dir: Path) -> PayoutStore:
     return PayoutStore(archive_dir)
 
 
-def _write_lines_atomic(path: Path, lines: Iterable[bytes]) -> bool:
-    """``write_atomic`` for text given line by line: never held whole; False if already equal."""
+def _write_lines_atomic(path: Path, lines: Callable[[], Iterable[bytes]]) -> bool:
+    """``write_atomic`` for text made line by line (``lines()`` may be called twice), never
+    held whole: False, and nothing written, if the file already holds exactly these bytes."""
+    if _same_bytes(path, lines()):
+        return False
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
-            f.writelines(lines)
+            f.writelines(lines())
             f.flush()
-            if path.exists() and filecmp.cmp(tmp, path, shallow=False):
-                os.unlink(tmp)
-                return False
             os.fsync(f.fileno())
         os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o644)
         os.replace(tmp, path)
@@ -493,3 +488,17 @@ def _write_lines_atomic(path: Path, lines: Iterable[bytes]) -> bool:
         raise
     _fsync_dir(path.parent)
     return True
+
+
+def _same_bytes(path: Path, lines: Iterable[bytes]) -> bool:
+    """Whether ``path`` holds exactly ``lines``; stops at the first difference."""
+    try:
+        with open(path, "rb") as f:
+            for line in lines:
+                if f.read(len(line)) != line:
+                    return False
+            return not f.read(1)
+    except FileNotFoundError:
+        return False
+    except OSError as e:
+        raise write_error(path, e) from None

@@ -214,7 +214,7 @@ def _chunks(path: Path) -> Iterator[list[str]]:
         ) from None
 
 
-def text_blocks(path: Path, size: int = 1 << 22) -> Iterator[str]:
+def text_blocks(path: Path, size: int = 1 << 20) -> Iterator[str]:
     """The text of ``path`` (read as ``Path.read_text`` does) in blocks of about ``size``.
 
     Each block but the last ends just after a newline, so no line is cut: a line-anchored
