@@ -345,6 +345,11 @@ def _sync_locked(
     return report
 
 
+# Transactions booked and written at once: a month of a dense history (~10k transactions at 1M
+# over 8 years) is booked in a few chunks, so its entries are never all held
+BOOK_CHUNK = 4_000
+
+
 def _book_streamed(
     client: ClientConfig,
     ruleset: rules.Ruleset,
@@ -366,31 +371,34 @@ def _book_streamed(
     first: datetime.date | None = None
     report.rules_files = len(ruleset.files)
     for path, rows in months.values():
-        new_bts = [
-            bt for bt in _month_rows(path, rows, state.stripe_ids) if bt["id"] not in covered
-        ]
-        if not new_bts:
-            continue
-        pairs = rules.book_with_rules(new_bts, client, ruleset)
-        entries = [entry for entry, _why in pairs]
-        for entry, why in pairs:
-            rule = why.account_rule
-            if rule is not None and ruleset.uncategorized not in why.accounts:
-                report.rule_hits[rule.name] += 1
-            if entry.flag == "!":
-                report.flagged += 1
-            report.by_account[entry.postings[-1].account] += 1
-            for posting in entry.postings:
-                used.add(posting.account)
-                currencies.add(posting.units.currency)
-            first = entry.date if first is None else min(first, entry.date)
-        report.by_type.update(str(bt["type"]) for bt in new_bts)
-        report.booked_count += len(entries)
-        if report.dry_run or report.booked_count <= KEEP_BOOKED:
-            report.booked.extend(entries)
-        else:
-            report.booked.clear()
-        out.write(ledger.format_entries(entries))
+        month = [bt for bt in _month_rows(path, rows, state.stripe_ids) if bt["id"] not in covered]
+        report.by_type.update(str(bt["type"]) for bt in month)
+        if len(month) > BOOK_CHUNK:
+            # Booking sorts by (date, created, id), and the date follows ``created``: booked in
+            # (created, id) order a chunk at a time, the text is the month's as booked at once.
+            month.sort(key=lambda bt: (bt["created"], bt["id"]))
+        for start in range(0, len(month), BOOK_CHUNK):
+            new_bts = month[start : start + BOOK_CHUNK]
+            pairs = rules.book_with_rules(new_bts, client, ruleset)
+            entries = [entry for entry, _why in pairs]
+            for entry, why in pairs:
+                rule = why.account_rule
+                if rule is not None and ruleset.uncategorized not in why.accounts:
+                    report.rule_hits[rule.name] += 1
+                if entry.flag == "!":
+                    report.flagged += 1
+                report.by_account[entry.postings[-1].account] += 1
+                for posting in entry.postings:
+                    used.add(posting.account)
+                    currencies.add(posting.units.currency)
+                first = entry.date if first is None else min(first, entry.date)
+            report.booked_count += len(entries)
+            if report.dry_run or report.booked_count <= KEEP_BOOKED:
+                report.booked.extend(entries)
+            else:
+                report.booked.clear()
+            out.write(ledger.format_entries(entries))
+            del pairs, entries
     report.ruled = sum(report.rule_hits.values())
     return used, currencies, first
 
