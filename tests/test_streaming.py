@@ -28,9 +28,9 @@ from beancount_stripe.sync import gateway_for, sync_client
 ACCOUNT = "acct_1StreamTest0001"
 KEY = "sk_test_streamKey00000001"
 SIZE = 50_000
-# Measured: 119 MB (VmHWM) with payout records kept on disk (archive.PayoutStore); 171 MB when
-# they were held in memory, 656 MB for a sync that held the history. 1M transactions peak at
-# ~250 MB (bench/RESULTS.md): the ceiling leaves room for noise, not for a per-transaction leak.
+# Measured: 114-119 MB (VmHWM) with payout records kept on disk (archive.PayoutStore); 171 MB
+# when they were held in memory, 656 MB for a sync that held the history. 1M transactions peak
+# at 266 MB (bench/RESULTS.md): the ceiling leaves room for noise, not a per-transaction leak.
 CEILING_MB = 160
 
 CHILD = """
