@@ -16,16 +16,18 @@ Also reads the other shapes a user may hand us: a saved Stripe list response
 from __future__ import annotations
 
 import json
+import os
 import re
-from collections.abc import Container, Iterable, Mapping
+import tempfile
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
 from beancount_stripe import heap
-from beancount_stripe.atomic import write_atomic
+from beancount_stripe.atomic import _fsync_dir, write_atomic, write_error
 from beancount_stripe.bt_check import check_bt
 from beancount_stripe.errors import InputFileError, LedgerError
 
@@ -284,8 +286,13 @@ def write_month(
         "complete": complete or old_complete,
         "net": dict(sorted(sum_nets(ordered).items())),
     }
-    text = "\n".join([dumps(header_obj), *(dumps(bt) for bt in ordered)]) + "\n"
-    return write_atomic(path, text)
+
+    def lines() -> Iterator[bytes]:  # the month's text is never held whole
+        yield (dumps(header_obj) + "\n").encode("utf-8")
+        for bt in ordered:
+            yield (dumps(bt) + "\n").encode("utf-8")
+
+    return _write_lines_atomic(path, lines)
 
 
 # -- payout contents (reconcile.py) ---------------------------------------------------------------
@@ -310,38 +317,188 @@ def read_payouts(archive_dir: Path) -> dict[str, dict[str, Any]]:
         return out
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputFileError(
-                    f"line is not valid JSON ({e.msg}, column {e.colno})",
-                    where=f"{path}:{lineno}",
-                    fix="delete the file; the next sync records every payout again",
-                ) from None
-            if lineno == 1 and obj.get("object") == PAYOUTS_OBJECT:
-                continue
-            if not isinstance(obj, dict) or not str(obj.get("id", "")).startswith("po_"):
-                raise InputFileError(
-                    "not a recorded payout",
-                    where=f"{path}:{lineno}",
-                    fix="delete the file; the next sync records every payout again",
-                )
-            out[obj["id"]] = obj
+            obj = _payout_line(line, path, lineno)
+            if obj is not None:
+                out[obj["id"]] = obj
     return out
+
+
+def _payout_line(line: str, path: Path, lineno: int) -> dict[str, Any] | None:
+    """The payout recorded on one line of ``path`` (None for a blank line or the header)."""
+    if not line.strip():
+        return None
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise InputFileError(
+            f"line is not valid JSON ({e.msg}, column {e.colno})",
+            where=f"{path}:{lineno}",
+            fix="delete the file; the next sync records every payout again",
+        ) from None
+    if lineno == 1 and obj.get("object") == PAYOUTS_OBJECT:
+        return None
+    if not isinstance(obj, dict) or not str(obj.get("id", "")).startswith("po_"):
+        raise InputFileError(
+            "not a recorded payout",
+            where=f"{path}:{lineno}",
+            fix="delete the file; the next sync records every payout again",
+        )
+    return obj
 
 
 def write_payouts(
     archive_dir: Path, client: str, stripe_account: str, records: Mapping[str, Mapping[str, Any]]
 ) -> bool:
-    """Write every recorded payout atomically, sorted by (created, id); True if bytes changed."""
+    """Write every recorded payout atomically, sorted by (created, id); True if bytes changed.
+
+    A ``PayoutStore`` is written line by line, never held in memory whole.
+    """
     header = {
         "object": PAYOUTS_OBJECT,
         "version": ARCHIVE_VERSION,
         "client": client,
         "stripe_account": stripe_account,
     }
-    ordered = sorted(records.values(), key=lambda r: (r.get("created", 0), r["id"]))
+    if isinstance(records, PayoutStore):
+        return records.write(dumps(header))
+    ordered = sorted(records.values(), key=_payout_key)
     text = "\n".join([dumps(header), *(dumps(r) for r in ordered)]) + "\n"
     return write_atomic(payouts_path(archive_dir), text)
+
+
+def _payout_key(record: Mapping[str, Any]) -> tuple[Any, str]:
+    return (record.get("created", 0), record["id"])
+
+
+class PayoutStore(MutableMapping[str, dict[str, Any]]):
+    """The recorded payouts as a mapping that holds no record in memory.
+
+    An automatic payout's record lists every transaction it settles, so the records together
+    grow with the history (about 1 KB per transaction as parsed JSON), and recording payout
+    contents reads them all and rewrites them every few payouts. This store keeps only where
+    each record's line is (in the payouts file, or in a temporary spill file for records set
+    since) and its sort key; ``write_payouts`` streams it to the file, with the same bytes as
+    for a dict of the same records. Each read parses the record's line again: a record changed
+    in place is kept only once it is set back.
+    """
+
+    def __init__(self, archive_dir: Path) -> None:
+        self._path = payouts_path(archive_dir)
+        # id -> (spilled, offset, length, sort key) of the record's line
+        self._at: dict[str, tuple[bool, int, int, tuple[Any, str]]] = {}
+        self._canonical = False  # the file's lines are as ``dumps`` writes them (once written)
+        self._spill: IO[bytes] | None = None
+        if not self._path.exists():
+            return
+        offset = 0
+        with open(self._path, "rb") as f:
+            for lineno, raw in enumerate(f, 1):
+                obj = _payout_line(raw.decode("utf-8"), self._path, lineno)
+                if obj is not None:
+                    self._at[obj["id"]] = (False, offset, len(raw), _payout_key(obj))
+                offset += len(raw)
+
+    def __getitem__(self, po_id: str) -> dict[str, Any]:
+        spilled, offset, length, _key = self._at[po_id]
+        return dict(json.loads(self._read(spilled, offset, length)))
+
+    def __setitem__(self, po_id: str, record: dict[str, Any]) -> None:
+        if self._spill is None:
+            self._spill = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the store
+        line = _payout_bytes(record)
+        offset = self._spill.seek(0, os.SEEK_END)
+        self._spill.write(line)
+        self._at[po_id] = (True, offset, len(line), _payout_key(record))
+
+    def __delitem__(self, po_id: str) -> None:
+        del self._at[po_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._at))
+
+    def __len__(self) -> int:
+        return len(self._at)
+
+    def _read(self, spilled: bool, offset: int, length: int) -> bytes:
+        if spilled:
+            assert self._spill is not None
+            self._spill.seek(offset)
+            return self._spill.read(length)
+        with open(self._path, "rb") as f:
+            f.seek(offset)
+            return f.read(length)
+
+    def write(self, header: str) -> bool:
+        """Write ``header`` and every record, sorted by (created, id); True if bytes changed."""
+        at: dict[str, tuple[bool, int, int, tuple[Any, str]]] = {}
+
+        def lines() -> Iterator[bytes]:
+            first = (header + "\n").encode("utf-8")
+            yield first
+            offset = len(first)
+            for po_id in sorted(self._at, key=lambda i: self._at[i][3]):
+                spilled, start, length, key = self._at[po_id]
+                raw = self._read(spilled, start, length)
+                if not spilled and not self._canonical:  # as a dict's records are written
+                    raw = _payout_bytes(json.loads(raw))
+                at[po_id] = (False, offset, len(raw), key)
+                offset += len(raw)
+                yield raw
+
+        changed = _write_lines_atomic(self._path, lines)
+        self._at, self._canonical = at, True  # every record is now a line of the file
+        self.close()
+        return changed
+
+    def close(self) -> None:
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
+
+
+def _payout_bytes(record: Mapping[str, Any]) -> bytes:
+    return (dumps(record) + "\n").encode("utf-8")
+
+
+def open_payouts(archive_dir: Path) -> PayoutStore:
+    """The recorded payouts, as a mapping that reads each record from disk when asked."""
+    return PayoutStore(archive_dir)
+
+
+def _write_lines_atomic(path: Path, lines: Callable[[], Iterable[bytes]]) -> bool:
+    """``write_atomic`` for text made line by line (``lines()`` may be called twice), never
+    held whole: False, and nothing written, if the file already holds exactly these bytes."""
+    if _same_bytes(path, lines()):
+        return False
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            f.writelines(lines())
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o644)
+        os.replace(tmp, path)
+    except BaseException as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise write_error(path, e) from None
+        raise
+    _fsync_dir(path.parent)
+    return True
+
+
+def _same_bytes(path: Path, lines: Iterable[bytes]) -> bool:
+    """Whether ``path`` holds exactly ``lines``; stops at the first difference."""
+    try:
+        with open(path, "rb") as f:
+            for line in lines:
+                if f.read(len(line)) != line:
+                    return False
+            return not f.read(1)
+    except FileNotFoundError:
+        return False
+    except OSError as e:
+        raise write_error(path, e) from None

@@ -33,6 +33,10 @@ PAGES_PER_PIECE = 8  # fewer: more requests wasted on part-filled last pages; mo
 TAIL_PAGES_PER_PIECE = 2  # near the end, when threads would wait, what is left is cut finer
 MAX_PIECES = 64
 MAX_QUEUED_WRITES = 4  # months waiting for the archive writer; bounds what is held in memory
+# ... and their transactions (~5 KB each as parsed JSON): a month of a 1M-transaction history
+# holds ~10k, so four of them waiting for the writer held ~200 MB. With this, the one being
+# written and one more; fetching goes on meanwhile (the writer is the slower part there).
+MAX_QUEUED_ROWS = 16_000
 
 
 class MonthWindow(Protocol):
@@ -86,6 +90,10 @@ def split(
     return [(bounds[i], bounds[i + 1]) for i in range(pieces) if bounds[i] < bounds[i + 1]]
 
 
+def _too_many(queued: list[int]) -> bool:
+    return len(queued) > MAX_QUEUED_WRITES or sum(queued) > MAX_QUEUED_ROWS
+
+
 def fetch_windows(
     gateway: StripeGateway,
     windows: list[MonthWindow],
@@ -119,6 +127,7 @@ def fetch_windows(
 
     writer = ThreadPoolExecutor(max_workers=1)  # months are written in order, off this thread
     writes: list[Future[None]] = []
+    queued: list[int] = []  # transactions of each write in ``writes``
 
     def finish(r: _Range) -> None:
         for i in overlapping(r):
@@ -126,10 +135,12 @@ def fetch_windows(
             if open_ranges[i] == 0:
                 got, rows[i] = list(rows[i].values()), {}
                 writes.append(writer.submit(on_month, windows[i], got))
+                queued.append(len(got))
 
     def written(block: bool) -> BaseException | None:
         """Collect finished writes (waiting while too many queue up); the first error."""
-        while writes and (writes[0].done() or (block and len(writes) > MAX_QUEUED_WRITES)):
+        while writes and (writes[0].done() or (block and _too_many(queued))):
+            queued.pop(0)
             e = writes.pop(0).exception()
             if e is not None:
                 return e

@@ -110,94 +110,161 @@ def scan(*roots: Path) -> LedgerState:
 
 
 def _scan_file(path: Path, state: LedgerState, seen: set[Path]) -> None:
+    """Read ``path`` line by line: a long history's file is never held in memory whole.
+
+    Only the current transaction's lines are kept (a Capital entry is parsed in full once it
+    ends, see ``_parse_entry``), and dates are shared between the ids booked on one day.
+    """
     if path in seen or not path.exists():
         return
     seen.add(path)
     state.files.append(path)
+    date: datetime.date | None = None
+    days: dict[str, datetime.date] = {}
+    entry: list[str] = []  # the current transaction's lines, from its first; empty when none
+    start = -1  # index of the current transaction's first line, or -1
+    full = False  # parse the current transaction in full when it ends
+    top = (-1, "")  # (index, text) of the last line that is not indented (blank lines count)
+    index = -1
+    for lines in _chunks(path):
+        for line in lines:
+            index += 1
+            if not line:
+                top = (index, line)
+                if start >= 0:
+                    entry.append(line)
+                continue
+            first = line[0]
+            if first not in " \t":
+                if full:
+                    _parse_entry(entry, start, path, state)
+                    full = False
+                top = (index, line)
+                entry = []
+            if first.isdigit():
+                start = -1
+                m = _DATE_LINE.match(line)
+                if not m:
+                    date = None
+                    continue
+                day = m.group(1)
+                date = days.get(day)
+                if date is None:
+                    try:
+                        date = days[day] = datetime.date.fromisoformat(day)
+                    except ValueError:
+                        continue
+                kind = m.group(2)
+                if kind in _TXN_FLAGS:
+                    start = index
+                    entry.append(line)
+                elif kind == "open" and m.group(3):
+                    state.open_accounts.add(m.group(3))
+                elif kind == "commodity" and m.group(3):
+                    state.commodities.add(m.group(3))
+                elif kind == "balance" and m.group(3) and m.group(5):
+                    state.balances[(date, m.group(3), m.group(5))] = m.group(4) or ""
+            elif first in " \t":
+                if start >= 0:
+                    entry.append(line)
+                if "stripe_id" in line:
+                    m2 = _STRIPE_ID.match(line)
+                    if m2 and date is not None:
+                        state.stripe_ids[m2.group(1)] = date
+                    elif m2:
+                        _unattributed(path, index, top)
+                elif "stripe_summary" in line:
+                    m4 = _SUMMARY.match(line)
+                    if m4 and date is not None:
+                        state.summaries[m4.group(1)] = date
+                    elif m4:
+                        _unattributed(path, index, top)
+                if not full and start >= 0 and ("capital_" in line or "financing_" in line):
+                    full = True  # see _FULL_MARKERS
+            elif first == "i":
+                m3 = _INCLUDE.match(line)
+                if m3:
+                    pattern = m3.group(1)
+                    base = path.parent
+                    target = pattern if Path(pattern).is_absolute() else str(base / pattern)
+                    state.includes.add(Path(target).resolve())
+                    matches = sorted(glob.glob(target))
+                    if not matches:
+                        state.missing_includes.append((path, index + 1, pattern))
+                    for inc in matches:
+                        _scan_file(Path(inc).resolve(), state, seen)
+                start = -1
+            else:
+                date = None
+                start = -1
+    if full:
+        _parse_entry(entry, start, path, state)
+
+
+def _chunks(path: Path) -> Iterator[list[str]]:
+    """The lines of ``path`` as ``str.splitlines`` cuts its whole text, a few MB at a time."""
     try:
-        text = path.read_text(encoding="utf-8")
+        for block in text_blocks(path):
+            yield block.splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise LedgerError(
             f"cannot read ledger file ({e})",
             where=str(path),
             fix="check the file's permissions and that it is UTF-8",
         ) from None
-    date: datetime.date | None = None
-    lines = text.splitlines()
-    start = -1  # index of the current transaction's first line, or -1
-    full = False  # parse the current transaction in full when it ends
-    for index, line in enumerate(lines):
-        if not line:
-            continue
-        first = line[0]
-        if full and first not in " \t":
-            _parse_entry(lines, start, index, path, state)
-            full = False
-        if first.isdigit():
-            start = -1
-            m = _DATE_LINE.match(line)
-            if not m:
-                date = None
-                continue
-            try:
-                date = datetime.date.fromisoformat(m.group(1))
-            except ValueError:
-                date = None
-                continue
-            kind = m.group(2)
-            if kind in _TXN_FLAGS:
-                start = index
-            elif kind == "open" and m.group(3):
-                state.open_accounts.add(m.group(3))
-            elif kind == "commodity" and m.group(3):
-                state.commodities.add(m.group(3))
-            elif kind == "balance" and m.group(3) and m.group(5):
-                state.balances[(date, m.group(3), m.group(5))] = m.group(4) or ""
-        elif first in " \t":
-            if "stripe_id" in line:
-                m2 = _STRIPE_ID.match(line)
-                if m2 and date is not None:
-                    state.stripe_ids[m2.group(1)] = date
-                elif m2:
-                    _unattributed(path, index, lines)
-            elif "stripe_summary" in line:
-                m4 = _SUMMARY.match(line)
-                if m4 and date is not None:
-                    state.summaries[m4.group(1)] = date
-                elif m4:
-                    _unattributed(path, index, lines)
-            if not full and start >= 0 and ("capital_" in line or "financing_" in line):
-                full = True  # see _FULL_MARKERS
-        elif first == "i":
-            m3 = _INCLUDE.match(line)
-            if m3:
-                pattern = m3.group(1)
-                base = path.parent
-                target = pattern if Path(pattern).is_absolute() else str(base / pattern)
-                state.includes.add(Path(target).resolve())
-                matches = sorted(glob.glob(target))
-                if not matches:
-                    state.missing_includes.append((path, index + 1, pattern))
-                for inc in matches:
-                    _scan_file(Path(inc).resolve(), state, seen)
-            start = -1
-        else:
-            date = None
-            start = -1
-    if full:
-        _parse_entry(lines, start, len(lines), path, state)
 
 
-def _unattributed(path: Path, index: int, lines: list[str]) -> None:
+def text_blocks(path: Path, size: int = 1 << 20) -> Iterator[str]:
+    """The text of ``path`` (read as ``Path.read_text`` does) in blocks of about ``size``.
+
+    Each block but the last ends just after a newline, so no line is cut: a line-anchored
+    pattern finds in the blocks what it finds in the whole text, which is never held at once.
+    """
+    with open(path, encoding="utf-8") as f:
+        rest = ""
+        while block := f.read(size):
+            cut = block.rfind("\n") + 1
+            if not cut:
+                rest += block
+                continue
+            yield rest + block[:cut]
+            rest = block[cut:]
+        if rest:
+            yield rest
+
+
+def files(*roots: Path) -> list[Path]:
+    """The files ``scan(*roots)`` reads (``LedgerState.files``), following includes only."""
+    out: list[Path] = []
+    seen: set[Path] = set()
+    for root in roots:
+        _walk(root.resolve(), out, seen)
+    return out
+
+
+def _walk(path: Path, out: list[Path], seen: set[Path]) -> None:
+    if path in seen or not path.exists():
+        return
+    seen.add(path)
+    out.append(path)
+    for lines in _chunks(path):
+        for line in lines:
+            if line[:1] == "i" and (m := _INCLUDE.match(line)):
+                pattern = m.group(1)
+                target = pattern if Path(pattern).is_absolute() else str(path.parent / pattern)
+                for inc in sorted(glob.glob(target)):
+                    _walk(Path(inc).resolve(), out, seen)
+
+
+def _unattributed(path: Path, index: int, top: tuple[int, str]) -> None:
     """Refuse a ``stripe_id`` that belongs to no entry the scan can date.
 
     Its entry's first line is malformed (a date like ``2024-13-45``) or missing. Booking the
     transaction again would double it once the entry is repaired, so the sync stops instead.
+    ``top`` is the last line above it that is not indented (``(-1, "")`` when none).
     """
-    head = index
-    while head > 0 and lines[head - 1][:1] in (" ", "\t"):
-        head -= 1
-    first = lines[head - 1].strip() if head > 0 else ""
+    head = top[0] + 1
+    first = top[1].strip() if head > 0 else ""
     shown = f": {first[:60]!r}" if first else ""
     raise LedgerError(
         f"a stripe_id belongs to an entry whose first line is not a valid dated entry{shown}; "
@@ -208,16 +275,19 @@ def _unattributed(path: Path, index: int, lines: list[str]) -> None:
     )
 
 
-def _parse_entry(lines: list[str], start: int, end: int, path: Path, state: LedgerState) -> None:
-    """Read one transaction's own metadata and its postings (posting metadata is skipped)."""
-    m = _DATE_LINE.match(lines[start])
+def _parse_entry(lines: list[str], start: int, path: Path, state: LedgerState) -> None:
+    """Read one transaction's own metadata and its postings (posting metadata is skipped).
+
+    ``lines``: the transaction's, from its first (line ``start + 1`` of ``path``).
+    """
+    m = _DATE_LINE.match(lines[0])
     if m is None:  # pragma: no cover - the caller matched this line already
         return
     meta: dict[str, str] = {}
     postings: list[tuple[str, Decimal, str]] = []
     in_postings = False
     elided: list[tuple[int, str]] = []  # (index, account) of postings written without amount
-    for line in lines[start + 1 : end]:
+    for line in lines[1:]:
         stripped = line.lstrip()
         if not stripped or stripped[0] == ";":
             continue
@@ -249,7 +319,7 @@ def _parse_entry(lines: list[str], start: int, end: int, path: Path, state: Ledg
         date = datetime.date.fromisoformat(m.group(1))
     except ValueError:
         return
-    entry = ScannedEntry(date, meta, tuple(postings), path, start + 1, lines[start])
+    entry = ScannedEntry(date, meta, tuple(postings), path, start + 1, lines[0])
     state.capital_entries.append(entry)
     if "capital_kind" in meta and "stripe_id" in meta:
         state.capital_ids.add(meta["stripe_id"])

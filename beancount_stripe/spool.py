@@ -80,18 +80,17 @@ class Spool:
         """
         if self._empty and not before and not after:
             return False
-        try:
-            old = path.read_text(encoding="utf-8")
+        try:  # the old text is copied a block at a time, never held whole
+            old: IO[str] | None = open(path, encoding="utf-8")  # noqa: SIM115
         except FileNotFoundError:
-            old = header
+            old = None
         except OSError as e:
             raise write_error(path, e) from None
-        body = old if old.endswith("\n") or not old else old + "\n"
         tmp: str | None = None
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(body)
+                _copy_old(old, header, f)
                 # ledger.append: "\n" + each block with exactly one trailing newline
                 for part in [*before, None, *after]:
                     if part is None and self._empty:
@@ -112,6 +111,9 @@ class Spool:
             if isinstance(e, OSError):
                 raise write_error(path, e) from None
             raise
+        finally:
+            if old is not None:
+                old.close()
         _fsync_dir(path.parent)
         return True
 
@@ -143,4 +145,22 @@ class Spool:
                     raw.write(chunk)
                     remaining -= len(chunk)
                 raw.flush()
+        out.write("\n")
+
+
+def _copy_old(old: IO[str] | None, header: str, out: IO[str]) -> None:
+    """The old text (``header`` for a new file), ending with a newline unless empty.
+
+    Read in text mode like ``Path.read_text``, so line endings come out as ``ledger.append``
+    writes them.
+    """
+    last = ""
+    if old is None:
+        out.write(header)
+        last = header[-1:]
+    else:
+        while block := old.read(1 << 22):
+            out.write(block)
+            last = block[-1]
+    if last and last != "\n":
         out.write("\n")

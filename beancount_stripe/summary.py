@@ -192,13 +192,17 @@ class Plan:
         stripe_totals: Mapping[str, int],
         cutoff: datetime.date,
         tz: ZoneInfo,
+        currencies: Iterable[str] = (),
     ) -> dict[str, int]:
         """Clearing balance per currency at the start of ``cutoff``, in minor units.
 
         Stripe's balance minus: summaries dated on or after ``cutoff`` (their nets, from the
-        index), BTs booked one entry each on or after it, and BTs that wait.
+        index), BTs booked one entry each on or after it, and BTs that wait. ``currencies``: of
+        transactions summarized by this run and left out of ``known``, shown even at zero.
         """
         totals = {cur: int(v) for cur, v in stripe_totals.items()}
+        for cur in currencies:
+            totals.setdefault(cur, 0)
         covered: set[str] = set()
         for s in [*self.old, *self.new]:
             covered.update(s.ids)
@@ -233,75 +237,157 @@ def plan(
 
     ``closed_before``: a day (in ``tz``) ending at or before this instant is closed (past the
     overlap). ``payouts``: recorded payouts (``archive.read_payouts``). ``taken``: summary keys the
-    ledger already holds.
+    ledger already holds. The same as ``Planner``, given every entry at once.
     """
-    result = Plan()
-    if mode == "transaction":
-        result.entries = list(entries)
-        return result
-    taken = set(taken)
-    members: dict[str, str] = {}  # BT id → automatic payout that settles it
-    auto: dict[str, list[int]] = {}  # currency → creation of itemised automatic payouts
-    manual: dict[str, list[int]] = {}  # currency → creation of manual payouts
-    if mode == "payout":
-        for po_id, rec in (payouts or {}).items():
-            cur = str(rec.get("currency", "")).lower()
-            if rec.get("automatic") and rec.get("transactions") is not None:
-                for t in rec["transactions"]:
-                    members[str(t["id"])] = po_id
-                if rec.get("balance_transaction"):
-                    members[str(rec["balance_transaction"])] = po_id
-                auto.setdefault(cur, []).append(int(rec.get("created") or 0))
-            elif not rec.get("automatic"):
-                manual.setdefault(cur, []).append(int(rec.get("created") or 0))
+    planner = Planner(
+        mode=mode,
+        tz=tz,
+        clearing=clearing,
+        uncategorized=uncategorized,
+        closed_before=closed_before,
+        since=since,
+        payouts=payouts,
+        taken=taken,
+    )
+    planner.add(entries, bts)
+    return planner.finish()
 
-    singles: list[data.Transaction] = []
-    days: dict[tuple[datetime.date, str], list[data.Transaction]] = {}
-    by_payout: dict[str, list[data.Transaction]] = {}
-    for entry in entries:
-        bt = bts[entry.meta["stripe_id"]]
-        day = entry.date
-        if _needs_review(entry, uncategorized) or (since is not None and day < since):
-            singles.append(entry)
-            continue
+
+@dataclass
+class _Group:
+    """What one summary entry sums, gathered while its transactions are booked (no entry kept)."""
+
+    members: list[tuple[int, str, str, int]] = field(default_factory=list)  # created, id, cur, net
+    sums: dict[tuple[str, str], Decimal] = field(default_factory=dict)  # (account, currency)
+    own: data.Transaction | None = None  # the payout's own entry (payout mode)
+    newest: datetime.date | None = None  # of its entries
+
+
+class Planner:
+    """``plan`` fed in order, a chunk at a time (a month's entries and their BTs, say).
+
+    A summary entry only needs sums per account, each member's id and net, and the payout's own
+    entry, so booked entries are dropped once added: memory grows with the ids of the summarized
+    transactions and the entries kept apart (review, ``booking.since``), not with the entries.
+    """
+
+    def __init__(
+        self,
+        *,
+        mode: str,
+        tz: ZoneInfo,
+        clearing: str,
+        uncategorized: str,
+        closed_before: int,
+        since: datetime.date | None = None,
+        payouts: Mapping[str, Mapping[str, Any]] | None = None,
+        taken: Iterable[str] = (),
+    ) -> None:
+        self.result = Plan()
+        self.mode, self.tz, self.clearing = mode, tz, clearing
+        self.uncategorized, self.closed_before, self.since = uncategorized, closed_before, since
+        self.taken = set(taken)
+        self.members: dict[str, str] = {}  # BT id → automatic payout that settles it
+        self.auto: dict[str, list[int]] = {}  # currency → creation of itemised automatic payouts
+        self.manual: dict[str, list[int]] = {}  # currency → creation of manual payouts
+        self.payouts: dict[str, tuple[int, Any]] = {}  # id → (created, balance_transaction)
         if mode == "payout":
-            po_id = members.get(bt["id"])
-            if po_id is not None:
-                by_payout.setdefault(po_id, []).append(entry)
-                continue
-            if not _never_itemised(bt, auto, manual):
-                result.waiting.append(bt)
-                continue
-        if _day_end(day, tz) > closed_before:
-            result.waiting.append(bt)
-            continue
-        days.setdefault((day, str(bt["currency"]).lower()), []).append(entry)
+            for po_id in payouts or {}:
+                rec = (payouts or {})[po_id]
+                self.payouts[po_id] = (int(rec.get("created") or 0), rec.get("balance_transaction"))
+                cur = str(rec.get("currency", "")).lower()
+                if rec.get("automatic") and rec.get("transactions") is not None:
+                    for t in rec["transactions"]:
+                        self.members[str(t["id"])] = po_id
+                    if rec.get("balance_transaction"):
+                        self.members[str(rec["balance_transaction"])] = po_id
+                    self.auto.setdefault(cur, []).append(int(rec.get("created") or 0))
+                elif not rec.get("automatic"):
+                    self.manual.setdefault(cur, []).append(int(rec.get("created") or 0))
+        self.singles: list[data.Transaction] = []
+        self.days: dict[tuple[datetime.date, str], _Group] = {}
+        self.by_payout: dict[str, _Group] = {}
 
-    summaries: list[data.Transaction] = []
-    for (day, cur), group in sorted(days.items()):
-        key = _free(f"day-{day.isoformat()}-{cur}", taken)
-        link = "stripe-" + key
-        narration = f"{day.isoformat()} {cur.upper()}: {len(group)} transaction(s)"
-        entry, summ = _summary(group, bts, key, link, day, narration, clearing, None)
-        summaries.append(entry)
-        result.new.append(summ)
-    for po_id, group in sorted(by_payout.items(), key=lambda kv: _payout_order(kv, payouts)):
-        rec = (payouts or {})[po_id]
-        day = datetime.datetime.fromtimestamp(int(rec["created"]), tz).date()
-        day = max([day, *(e.date for e in group)])  # never before a BT it holds
-        key = _free(po_id, taken)
-        link = po_id.translate(_BAD_LINK)
-        own = [e for e in group if bts[e.meta["stripe_id"]]["id"] == rec.get("balance_transaction")]
-        narration = f"Payout {po_id}: {len(group)} transaction(s)"
-        entry, summ = _summary(
-            group, bts, key, link, day, narration, clearing, own[0] if own else None
-        )
-        summaries.append(entry)
-        result.new.append(summ)
-    merged = [(e.date, 0, i, e) for i, e in enumerate(singles)]
-    merged += [(e.date, 1, i, e) for i, e in enumerate(summaries)]
-    result.entries = [e for *_k, e in sorted(merged, key=lambda t: t[:3])]
-    return result
+    def add(
+        self, entries: Iterable[data.Transaction], bts: Mapping[str, Mapping[str, Any]]
+    ) -> None:
+        """Plan the next ``entries`` (booked, refined; one per BT in ``bts``), in order."""
+        if self.mode == "transaction":
+            self.result.entries.extend(entries)
+            return
+        for entry in entries:
+            bt = bts[entry.meta["stripe_id"]]
+            day = entry.date
+            if _needs_review(entry, self.uncategorized) or (
+                self.since is not None and day < self.since
+            ):
+                self.singles.append(entry)
+                continue
+            if self.mode == "payout":
+                po_id = self.members.get(bt["id"])
+                if po_id is not None:
+                    group = self.by_payout.setdefault(po_id, _Group())
+                    own = group.own is None and bt["id"] == self.payouts[po_id][1]
+                    _gather(group, entry, bt, own=own)
+                    continue
+                if not _never_itemised(bt, self.auto, self.manual):
+                    self.result.waiting.append(bt)
+                    continue
+            if _day_end(day, self.tz) > self.closed_before:
+                self.result.waiting.append(bt)
+                continue
+            _gather(self.days.setdefault((day, str(bt["currency"]).lower()), _Group()), entry, bt)
+
+    def finish(self) -> Plan:
+        """The plan: summary entries and the entries kept apart, by date."""
+        result = self.result
+        if self.mode == "transaction":
+            return result
+        summaries: list[data.Transaction] = []
+        for (day, cur), group in sorted(self.days.items(), key=lambda kv: kv[0]):
+            key = _free(f"day-{day.isoformat()}-{cur}", self.taken)
+            link = "stripe-" + key
+            narration = f"{day.isoformat()} {cur.upper()}: {len(group.members)} transaction(s)"
+            entry, summ = _summary(group, key, link, day, narration, self.clearing)
+            summaries.append(entry)
+            result.new.append(summ)
+        for po_id, group in sorted(self.by_payout.items(), key=self._payout_order):
+            created = self.payouts[po_id][0]
+            day = datetime.datetime.fromtimestamp(created, self.tz).date()
+            assert group.newest is not None
+            day = max(day, group.newest)  # never before a BT it holds
+            key = _free(po_id, self.taken)
+            link = po_id.translate(_BAD_LINK)
+            narration = f"Payout {po_id}: {len(group.members)} transaction(s)"
+            entry, summ = _summary(group, key, link, day, narration, self.clearing)
+            summaries.append(entry)
+            result.new.append(summ)
+        merged = [(e.date, 0, i, e) for i, e in enumerate(self.singles)]
+        merged += [(e.date, 1, i, e) for i, e in enumerate(summaries)]
+        result.entries = [e for *_k, e in sorted(merged, key=lambda t: t[:3])]
+        return result
+
+    def _payout_order(self, item: tuple[str, _Group]) -> tuple[int, str]:
+        return (self.payouts[item[0]][0], item[0])
+
+
+def _gather(
+    group: _Group, entry: data.Transaction, bt: Mapping[str, Any], *, own: bool = False
+) -> None:
+    """Add one booked entry to its summary: member, sums per account (not the payout's own)."""
+    group.members.append(
+        (int(bt["created"]), entry.meta["stripe_id"], str(bt["currency"]).lower(), int(bt["net"]))
+    )
+    group.newest = entry.date if group.newest is None else max(group.newest, entry.date)
+    if own:
+        group.own = entry
+        return
+    sums = group.sums
+    for p in entry.postings:
+        if p.units is None or p.units.number is None:
+            continue
+        k = (p.account, p.units.currency)
+        sums[k] = sums.get(k, Decimal(0)) + p.units.number
 
 
 def _needs_review(entry: data.Transaction, uncategorized: str) -> bool:
@@ -332,11 +418,6 @@ def _never_itemised(
     return any(t >= int(bt["created"]) for t in manual.get(cur, ()))
 
 
-def _payout_order(item: tuple[str, list[Any]], payouts: Mapping[str, Any] | None) -> tuple:
-    po_id, _ = item
-    return (int((payouts or {}).get(po_id, {}).get("created") or 0), po_id)
-
-
 def _free(key: str, taken: set[str]) -> str:
     """``key``, or ``key-2``, ``key-3``…: a day or payout summarized before keeps its entry."""
     out, n = key, 1
@@ -348,40 +429,32 @@ def _free(key: str, taken: set[str]) -> str:
 
 
 def _summary(
-    group: Sequence[data.Transaction],
-    bts: Mapping[str, Mapping[str, Any]],
+    group: _Group,
     key: str,
     link: str,
     day: datetime.date,
     narration: str,
     clearing: str,
-    own: data.Transaction | None,
 ) -> tuple[data.Transaction, Summary]:
-    """One summary entry: the group's postings summed per account, the payout's own apart."""
-    ordered = sorted(
-        group, key=lambda e: (int(bts[e.meta["stripe_id"]]["created"]), e.meta["stripe_id"])
-    )
-    sums: dict[tuple[str, str], Decimal] = {}
+    """One summary entry: the group's postings summed per account, the payout's own apart.
+
+    Sums of Decimals are exact here, so gathering them in booking order gives what summing in
+    (created, id) order gives.
+    """
+    ordered = sorted(group.members)
     nets: dict[str, int] = {}
-    for entry in ordered:
-        bt = bts[entry.meta["stripe_id"]]
-        cur = str(bt["currency"]).lower()
-        nets[cur] = nets.get(cur, 0) + int(bt["net"])
-        if entry is own:
-            continue
-        for p in entry.postings:
-            if p.units is None or p.units.number is None:
-                continue
-            k = (p.account, p.units.currency)
-            sums[k] = sums.get(k, Decimal(0)) + p.units.number
+    for _created, _id, cur, net in ordered:
+        nets[cur] = nets.get(cur, 0) + net
+    sums = group.sums
     postings = [
         data.Posting(acc, Amount(num, com), None, None, None, None)
         for (acc, com), num in sorted(sums.items(), key=lambda kv: (kv[0][0] != clearing, kv[0]))
         if num or acc == clearing
     ]
+    own = group.own
     if own is not None:
         postings += [data.Posting(p.account, p.units, None, None, None, None) for p in own.postings]
-    ids = tuple(e.meta["stripe_id"] for e in ordered)
+    ids = tuple(txn_id for _created, txn_id, _cur, _net in ordered)
     meta = data.new_metadata("<beancount-stripe>", 0)
     if own is not None:  # the payout itself: matched to the bank like any payout entry
         for k in ("stripe_id", "stripe_source", "stripe_type"):
@@ -412,11 +485,28 @@ def plan_for(
     uncategorized: str,
 ) -> Plan:
     """``plan`` with the client's mode, zone and recorded payouts (read here, in payout mode)."""
+    planner = planner_for(
+        client, taken=taken, now=now, overlap=overlap, uncategorized=uncategorized
+    )
+    planner.add(entries, {bt["id"]: bt for bt in bts})
+    result = planner.finish()
+    result.old = old
+    return result
+
+
+def planner_for(
+    client: ClientConfig,
+    *,
+    taken: Iterable[str],
+    now: int,
+    overlap: datetime.timedelta,
+    uncategorized: str,
+) -> Planner:
+    """A ``Planner`` with the client's mode, zone and recorded payouts (payout mode)."""
     mode = client.booking.mode
-    payouts = archive.read_payouts(client.archive_dir) if mode == "payout" else None
-    result = plan(
-        entries,
-        {bt["id"]: bt for bt in bts},
+    # records are read one at a time from disk: together they grow with the history
+    payouts = archive.open_payouts(client.archive_dir) if mode == "payout" else None
+    return Planner(
         mode=mode,
         tz=ZoneInfo(client.timezone),
         clearing=client.accounts.clearing,
@@ -426,8 +516,6 @@ def plan_for(
         payouts=payouts,
         taken=taken,
     )
-    result.old = old
-    return result
 
 
 # -- listing what a summary holds (the `show` command, Fava) -------------------------------------

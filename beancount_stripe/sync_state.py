@@ -138,9 +138,12 @@ def clearing_totals(client: ClientConfig, files: Sequence[Path]) -> dict[str, st
     """The clearing account's balance per currency, summed from posting lines of ``files``.
 
     A text scan (as ``ledger.scan``), so recording it costs no Beancount load; entries whose
-    clearing amount is elided are not counted (the tool never writes those).
+    clearing amount is elided are not counted (the tool never writes those). Files are read a
+    block at a time: a long history's ledger is never held in memory whole.
     """
     from decimal import Decimal
+
+    from beancount_stripe.ledger import text_blocks
 
     pattern = re.compile(
         r"^[ \t]+(?:[!*][ \t]+)?" + re.escape(client.accounts.clearing) + r"[ \t]+"
@@ -149,13 +152,15 @@ def clearing_totals(client: ClientConfig, files: Sequence[Path]) -> dict[str, st
     )
     totals: dict[str, Decimal] = {}
     for path in files:
+        summed = dict(totals)  # kept only once the whole file was read
         try:
-            text = path.read_text(encoding="utf-8")
+            for block in text_blocks(path):
+                for m in pattern.finditer(block):
+                    cur = m.group(2)
+                    summed[cur] = summed.get(cur, Decimal(0)) + Decimal(m.group(1).replace(",", ""))
         except OSError:
             continue
-        for m in pattern.finditer(text):
-            cur = m.group(2)
-            totals[cur] = totals.get(cur, Decimal(0)) + Decimal(m.group(1).replace(",", ""))
+        totals = summed
     return {cur: str(v) for cur, v in sorted(totals.items())}
 
 
@@ -192,7 +197,7 @@ def record_sync(
             if minor
         }
     try:
-        files = ledger.scan(client.ledger, client.output).files
+        files = ledger.files(client.ledger, client.output)
     except Exception:  # a broken ledger must not hide the sync's own result
         files = []
     run.ledger_clearing = clearing_totals(client, files)

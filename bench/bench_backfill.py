@@ -5,9 +5,9 @@ Each figure is printed beside its baseline, measured in the same run (never a ti
 - backfill of N BTs, simulator at 0.3 s latency and 100 requests/s, vs the rate-limit bound
   (pages / limit) and bare-SDK sequential paging (timed over its first pages, extrapolated);
 - the same with no latency and a given limit (--limit), vs its bound;
-- peak memory (ru_maxrss) of a full sync at N (and --memory-sizes), each in its own process, vs
-  a process that only json-parses the same archive into memory (what any non-streaming tool
-  holds), with the per-BT slope for extrapolating to 1M;
+- peak memory (VmHWM) of a full sync at N (and --memory-sizes; in each of --memory-modes), each
+  in its own process, vs a process that only json-parses the same archive into memory (what any
+  non-streaming tool holds); below 1M, the per-BT slope extrapolated to 1M;
 - 100 clients × 1k BTs with `sync --all --jobs J` vs the biggest client synced alone (and, with
   --processes P, the same clients split over P CLI processes of J/P jobs each: threads vs
   processes, measured).
@@ -15,6 +15,7 @@ Each figure is printed beside its baseline, measured in the same run (never a ti
 The simulator runs in its own process so it does not share the GIL with the client.
 
 Usage: python bench/bench_backfill.py [--size 100000] [--memory-sizes 200000]
+       [--memory-modes transaction,daily,payout]
        [--clients 100 --client-size 1000 --jobs 16 [--processes 2]]
        [--skip backfill,memory,clients]
 """
@@ -102,8 +103,10 @@ class SimProcess:
 # -- the measured work, each in its own process (clean ru_maxrss) ---------------------------------
 
 
-def _client(base: Path, url: str, cid: str = "bench", acct: str = ACCOUNT) -> Any:
-    from beancount_stripe.config import ClientConfig, KeySource, make_accounts
+def _client(
+    base: Path, url: str, cid: str = "bench", acct: str = ACCOUNT, mode: str = "transaction"
+) -> Any:
+    from beancount_stripe.config import BookingConfig, ClientConfig, KeySource, make_accounts
 
     return ClientConfig(
         id=cid,
@@ -116,6 +119,7 @@ def _client(base: Path, url: str, cid: str = "bench", acct: str = ACCOUNT) -> An
         timezone="Europe/Berlin",
         accounts=make_accounts("Bench"),
         api_base=url,
+        booking=BookingConfig(mode=mode),
     )
 
 
@@ -133,12 +137,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child(what: str, url: str, folder: str, limit: float) -> None:
+def child(what: str, url: str, folder: str, limit: float, mode: str = "transaction") -> None:
     """Run one measured step and print {"seconds", "maxrss_mb", ...} as JSON."""
     from beancount_stripe import sync
 
     os.environ["BENCH_STRIPE_KEY"] = KEY
-    client = _client(Path(folder), url)
+    client = _client(Path(folder), url, mode=mode)
     t0 = time.perf_counter()
     out: dict[str, Any] = {}
     if what == "fetch":  # the backfill itself: sync.fetch, without the payout-contents step
@@ -149,7 +153,8 @@ def child(what: str, url: str, folder: str, limit: float) -> None:
         out["requests"] = gw.request_count
     elif what == "sync":
         report = sync.sync_client(client, rate_limit=limit)
-        out["transactions"] = report.booked_count
+        out["transactions"] = report.booked_count  # summary modes: entries, each holding many
+        out["tied"] = not report.untied
         out["requests"] = report.requests
     elif what == "parse":  # the baseline: the whole archive held in memory, as parsed JSON
         out["transactions"] = len(sync.read_archive(client))
@@ -159,9 +164,11 @@ def child(what: str, url: str, folder: str, limit: float) -> None:
     print(json.dumps(out))
 
 
-def run_child(what: str, url: str, folder: Path, limit: float) -> dict[str, Any]:
+def run_child(
+    what: str, url: str, folder: Path, limit: float, mode: str = "transaction"
+) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", what, "--url", url, "--dir", str(folder)]
-    cmd += ["--limit", str(limit)]
+    cmd += ["--limit", str(limit), "--mode", mode]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode:
         raise SystemExit(f"{what} failed:\n{done.stderr[-3000:]}")
@@ -213,28 +220,35 @@ def bench_backfill(size: int, limit: float, sdk_sample: int) -> None:
         )
 
 
-def bench_memory(sizes: list[int]) -> None:
+def bench_memory(sizes: list[int], modes: list[str]) -> None:
     print("peak memory (VmHWM: peak resident memory of the process), full sync, no rate limit")
     rows = []
     for size in sizes:
-        with SimProcess([(ACCOUNT, KEY, size)]) as url, tempfile.TemporaryDirectory() as tmp:
-            got = run_child("sync", url, Path(tmp), 0)
-            assert got["transactions"] == size, got
-            base = run_child("parse", url, Path(tmp), 0)
-        rows.append((size, got["maxrss_mb"]))
-        line(
-            f"full sync, {size:,} BTs",
-            f"{got['maxrss_mb']:.0f} MB",
-            f"baseline: archive parsed into memory {base['maxrss_mb']:.0f} MB; "
-            f"sync took {got['seconds']:.1f} s",
-        )
-    if len(rows) >= 2:
+        with SimProcess([(ACCOUNT, KEY, size)]) as url:
+            base: dict[str, Any] | None = None
+            for mode in modes:
+                with tempfile.TemporaryDirectory() as tmp:
+                    got = run_child("sync", url, Path(tmp), 0, mode)
+                    assert got["tied"], got
+                    if mode == "transaction":
+                        assert got["transactions"] == size, got
+                        rows.append((size, got["maxrss_mb"]))
+                    if base is None:  # the same archive, parsed into memory
+                        base = run_child("parse", url, Path(tmp), 0)
+                label = f"full sync, {size:,} BTs" + ("" if mode == "transaction" else f", {mode}")
+                line(
+                    label,
+                    f"{got['maxrss_mb']:.0f} MB",
+                    f"baseline: archive parsed into memory {base['maxrss_mb']:.0f} MB; "
+                    f"sync took {got['seconds']:.1f} s; {got['transactions']:,} entries",
+                )
+    if len(rows) >= 2 and rows[-1][0] < 1_000_000:
         (s0, m0), (s1, m1) = rows[0], rows[-1]
         slope = (m1 - m0) / (s1 - s0)
         line(
             "extrapolated to 1,000,000 BTs",
             f"{m1 + slope * (1_000_000 - s1):.0f} MB",
-            f"slope {slope * 1e6 / 1024:.2f} KB per 1k BTs... ({slope * 1000:.3f} MB per 1k BTs)",
+            f"({slope * 1000:.3f} MB per 1k BTs)",
         )
 
 
@@ -317,6 +331,12 @@ def main() -> None:
     parser.add_argument("--limit", type=float, default=100.0, help="limit of the no-latency run")
     parser.add_argument("--sdk-sample", type=int, default=40, help="pages of bare-SDK paging")
     parser.add_argument("--memory-sizes", default="200000", help="more sizes, comma-separated")
+    parser.add_argument(
+        "--memory-modes",
+        default="transaction",
+        help="booking modes of the memory runs, comma-separated: transaction,daily,payout",
+    )
+    parser.add_argument("--mode", default="transaction", help=argparse.SUPPRESS)
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--client-size", type=int, default=1000)
     parser.add_argument("--jobs", type=int, default=16)
@@ -329,7 +349,7 @@ def main() -> None:
     parser.add_argument("--dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.url, args.dir, args.limit)
+        child(args.child, args.url, args.dir, args.limit, args.mode)
         return
     skip = set(filter(None, args.skip.split(",")))
     print(f"beancount-stripe big-account benchmark (cpus: {os.cpu_count()})")
@@ -337,7 +357,8 @@ def main() -> None:
         bench_backfill(args.size, args.limit, args.sdk_sample)
     if "memory" not in skip:
         more = [int(s) for s in args.memory_sizes.split(",") if s.strip()]
-        bench_memory([args.size, *more])
+        modes = [m.strip() for m in args.memory_modes.split(",") if m.strip()]
+        bench_memory(sorted({args.size, *more}), modes)
     if "clients" not in skip:
         bench_clients(args.clients, args.client_size, args.jobs, args.processes)
 

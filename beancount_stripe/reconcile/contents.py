@@ -105,7 +105,7 @@ def record_payout_contents(
     nothing new starts, the payouts before it are recorded and written, and its error is raised.
     """
     result = ContentsResult()
-    records = archive.read_payouts(client.archive_dir)
+    records = archive.open_payouts(client.archive_dir)  # on disk: they grow with the history
     reversed_ids = {
         _source_id(bt): str(bt["type"])
         for bt in known.values()

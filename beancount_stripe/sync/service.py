@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime
 import time
-from collections import Counter
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -190,63 +190,81 @@ def _sync_locked(
     report.requests = gw.request_count
 
     # Transaction mode streams: entries are booked month by month while writing (see
-    # ``_book_streamed``). Summary modes group across days and payouts, so they book what the
-    # ledger lacks at once; their entries are few, and what waits stays in the archive.
-    plan = summary.plan_for(
-        client,
-        [],
-        [],
-        old_summaries,
-        taken=state.summaries,
-        now=now,
-        overlap=overlap,
-        uncategorized=ruleset.uncategorized,
-    )
+    # ``_book_streamed``). Summary modes group across days and payouts: they book month by month
+    # too, but only gather each summary's sums (``summary.Planner``); their entries are few, and
+    # what waits stays in the archive.
     streamed = client.booking.mode == "transaction"
     entries: list[data.Transaction] = []
-    if not streamed:
-        new_bts = [
-            bt
-            for path, rows in _archive_months(client, extra).values()
-            for bt in _month_rows(path, rows, state.stripe_ids)
-        ]
-        # Capital CSV rows imported before their balance transaction was synced already book it.
-        covered = capital.covered_by_capital(new_bts, state.capital_entries, client)
-        new_bts = [bt for bt in new_bts if bt["id"] not in covered]
-        for bt in new_bts:  # the assertion day may move back to the oldest waiting one
-            known.setdefault(bt["id"], bt)
-        pairs = rules.book_with_rules(new_bts, client, ruleset)
-        plan = summary.plan_for(  # per day / per payout; the rest waits (summary.py)
+    newest_new: int | None = None  # of the transactions summarized, which ``known`` leaves out
+    currencies: set[str] = set()
+    if streamed:
+        plan = summary.plan_for(
             client,
-            [entry for entry, _why in pairs],
-            new_bts,
+            [],
+            [],
             old_summaries,
             taken=state.summaries,
             now=now,
             overlap=overlap,
             uncategorized=ruleset.uncategorized,
         )
+    else:
+        planner = summary.planner_for(  # per day / per payout; the rest waits (summary.py)
+            client,
+            taken=state.summaries,
+            now=now,
+            overlap=overlap,
+            uncategorized=ruleset.uncategorized,
+        )
+        months = _archive_months(client, extra)
+        covered = _capital_covered(client, state, months)
+        for path, rows in months.values():
+            new_bts = [
+                bt for bt in _month_rows(path, rows, state.stripe_ids) if bt["id"] not in covered
+            ]
+            if not new_bts:
+                continue
+            pairs = rules.book_with_rules(new_bts, client, ruleset)
+            by_id = {bt["id"]: bt for bt in new_bts}
+            singles, waiting = len(planner.singles), len(planner.result.waiting)
+            planner.add([entry for entry, _why in pairs], by_id)
+            # The assertion needs the transactions booked on their own and those that wait (its
+            # day may move back to the oldest waiting one); of the others, their newest time
+            # and their currencies.
+            for entry in planner.singles[singles:]:
+                bt = by_id[entry.meta["stripe_id"]]
+                known.setdefault(bt["id"], {k: bt[k] for k in ("id", "created", "currency", "net")})
+            for bt in planner.result.waiting[waiting:]:
+                known.setdefault(bt["id"], bt)
+            for bt in new_bts:
+                currencies.add(str(bt["currency"]).lower())
+                if newest_new is None or bt["created"] > newest_new:
+                    newest_new = bt["created"]
+            for _entry, why in pairs:
+                rule = why.account_rule
+                if rule is not None and ruleset.uncategorized not in why.accounts:
+                    report.rule_hits[rule.name] += 1
+            report.by_type.update(str(bt["type"]) for bt in new_bts)
+        plan = planner.finish()
+        plan.old = old_summaries
         entries = plan.entries
         report.waiting, report.waiting_count = plan.waiting_nets(), len(plan.waiting)
         report.rules_files = len(ruleset.files)
-        for _entry, why in pairs:
-            rule = why.account_rule
-            if rule is not None and ruleset.uncategorized not in why.accounts:
-                report.rule_hits[rule.name] += 1
         report.ruled = sum(report.rule_hits.values())
         report.booked = entries
         report.booked_count = len(entries)
         report.by_account.update(e.postings[-1].account for e in entries)
-        report.by_type = Counter(str(bt["type"]) for bt in new_bts)
         report.flagged = sum(1 for e in entries if e.flag == "!")
 
-    newest = max((bt["created"] for bt in known.values()), default=None)
+    newest = max((bt["created"] for bt in known.values()), default=newest_new)
+    if newest is not None and newest_new is not None:
+        newest = max(newest, newest_new)
     assertions: list[data.Balance] = []
     if newest is not None and not report.untied:
         cutoff = plan.assertion_day(assertion_cutoff(newest, tz, overlap), tz)
         report.assertion_date = cutoff
         if plan.summarizing:
-            expected = plan.expected_balances(known.values(), totals, cutoff, tz)
+            expected = plan.expected_balances(known.values(), totals, cutoff, tz, currencies)
         else:
             expected = derive_assertions(client, known.values(), totals, cutoff)
         for bal in booking.balance_assertions(client, cutoff, expected):
@@ -327,6 +345,11 @@ def _sync_locked(
     return report
 
 
+# Transactions booked and written at once: a month of a dense history (~10k transactions at 1M
+# over 8 years) is booked in a few chunks, so its entries are never all held
+BOOK_CHUNK = 4_000
+
+
 def _book_streamed(
     client: ClientConfig,
     ruleset: rules.Ruleset,
@@ -342,45 +365,59 @@ def _book_streamed(
     at once.
     """
     months = _archive_months(client, extra)
-    covered: set[str] = set()
-    if state.capital_entries:  # Capital CSV rows imported before their BT was synced book it
-        financing = [
-            bt
-            for path, rows in months.values()
-            for bt in _month_rows(path, rows, state.stripe_ids)
-            if bt["type"] in capital.KIND_OF_BT
-            or bt.get("reporting_category") in capital.KIND_OF_BT
-        ]
-        covered = capital.covered_by_capital(financing, state.capital_entries, client)
+    covered = _capital_covered(client, state, months)
     used: set[str] = set()
     currencies: set[str] = set()
     first: datetime.date | None = None
     report.rules_files = len(ruleset.files)
     for path, rows in months.values():
-        new_bts = [
-            bt for bt in _month_rows(path, rows, state.stripe_ids) if bt["id"] not in covered
-        ]
-        if not new_bts:
-            continue
-        pairs = rules.book_with_rules(new_bts, client, ruleset)
-        entries = [entry for entry, _why in pairs]
-        for entry, why in pairs:
-            rule = why.account_rule
-            if rule is not None and ruleset.uncategorized not in why.accounts:
-                report.rule_hits[rule.name] += 1
-            if entry.flag == "!":
-                report.flagged += 1
-            report.by_account[entry.postings[-1].account] += 1
-            for posting in entry.postings:
-                used.add(posting.account)
-                currencies.add(posting.units.currency)
-            first = entry.date if first is None else min(first, entry.date)
-        report.by_type.update(str(bt["type"]) for bt in new_bts)
-        report.booked_count += len(entries)
-        if report.dry_run or report.booked_count <= KEEP_BOOKED:
-            report.booked.extend(entries)
-        else:
-            report.booked.clear()
-        out.write(ledger.format_entries(entries))
+        month = [bt for bt in _month_rows(path, rows, state.stripe_ids) if bt["id"] not in covered]
+        report.by_type.update(str(bt["type"]) for bt in month)
+        if len(month) > BOOK_CHUNK:
+            # Booking sorts by (date, created, id), and the date follows ``created``: booked in
+            # (created, id) order a chunk at a time, the text is the month's as booked at once.
+            month.sort(key=lambda bt: (bt["created"], bt["id"]))
+        for start in range(0, len(month), BOOK_CHUNK):
+            new_bts = month[start : start + BOOK_CHUNK]
+            pairs = rules.book_with_rules(new_bts, client, ruleset)
+            entries = [entry for entry, _why in pairs]
+            for entry, why in pairs:
+                rule = why.account_rule
+                if rule is not None and ruleset.uncategorized not in why.accounts:
+                    report.rule_hits[rule.name] += 1
+                if entry.flag == "!":
+                    report.flagged += 1
+                report.by_account[entry.postings[-1].account] += 1
+                for posting in entry.postings:
+                    used.add(posting.account)
+                    currencies.add(posting.units.currency)
+                first = entry.date if first is None else min(first, entry.date)
+            report.booked_count += len(entries)
+            if report.dry_run or report.booked_count <= KEEP_BOOKED:
+                report.booked.extend(entries)
+            else:
+                report.booked.clear()
+            out.write(ledger.format_entries(entries))
+            del pairs, entries
     report.ruled = sum(report.rule_hits.values())
     return used, currencies, first
+
+
+def _capital_covered(
+    client: ClientConfig,
+    state: ledger.LedgerState,
+    months: Mapping[str, tuple[Path | None, list[dict[str, Any]]]],
+) -> set[str]:
+    """Ids of new financing transactions a Capital CSV row imported before them already books.
+
+    Only financing transactions can be covered, so only they are kept while reading the archive.
+    """
+    if not state.capital_entries:
+        return set()
+    financing = [
+        bt
+        for path, rows in months.values()
+        for bt in _month_rows(path, rows, state.stripe_ids)
+        if bt["type"] in capital.KIND_OF_BT or bt.get("reporting_category") in capital.KIND_OF_BT
+    ]
+    return capital.covered_by_capital(financing, state.capital_entries, client)
