@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import figures
+
 ACCOUNT = "acct_1BenchAccount01"
 KEY = "sk_test_benchKey000000001"
 LATENCY = 0.3
@@ -218,6 +220,15 @@ def bench_backfill(size: int, limit: float, sdk_sample: int) -> None:
             f"{t / bound:.2f}x the bound; {got['requests']:,} requests; "
             f"client CPU {got['cpu_seconds']:.1f} s",
         )
+        figures.record(
+            "backfill_latency" if latency else "backfill_nolatency",
+            t,
+            "s",
+            bound=bound,
+            baseline=per_page * pages,
+            size=size,
+            requests=got["requests"],
+        )
 
 
 def bench_memory(sizes: list[int], modes: list[str]) -> None:
@@ -236,6 +247,11 @@ def bench_memory(sizes: list[int], modes: list[str]) -> None:
                     if base is None:  # the same archive, parsed into memory
                         base = run_child("parse", url, Path(tmp), 0)
                 label = f"full sync, {size:,} BTs" + ("" if mode == "transaction" else f", {mode}")
+                if mode == "transaction" and size in (sizes[0], sizes[-1]):
+                    for key in {sizes[0]: ["memory_small"], sizes[-1]: ["memory_large"]}[size]:
+                        figures.record(
+                            key, got["maxrss_mb"], "MB", baseline=base["maxrss_mb"], size=size
+                        )
                 line(
                     label,
                     f"{got['maxrss_mb']:.0f} MB",
@@ -316,6 +332,13 @@ def bench_clients(n: int, size: int, jobs: int, processes: int = 1) -> None:
         f"all {n} with --jobs {jobs}",
         f"{together:.1f} s",
         f"{together / alone:.2f}x the biggest alone; one by one would take ~{sequential:.0f} s",
+    )
+    figures.record(
+        "clients",
+        together,
+        "s",
+        baseline=alone,
+        note=f"{n} clients × {size:,} BTs, --jobs {jobs}",
     )
     if split is not None:
         line(
