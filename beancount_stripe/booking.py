@@ -251,8 +251,9 @@ def book_all(
     """Book many balance transactions, sorted by (date, created, id) so output is stable."""
     ctx = _context(client)
     keyed = []
+    days: list[Any] = [0, 0, None]  # the last local day: start, end (unix times), date
     for bt in bts:
-        entry = _book(bt, ctx, filename)
+        entry = _book(bt, ctx, filename, days)
         keyed.append((entry.date, bt["created"], bt["id"], entry))
     keyed.sort(key=_SORT_KEY)
     return [item[3] for item in keyed]
@@ -299,7 +300,12 @@ def _text(value: object) -> str:
 
 def _clean(value: object) -> str | None:
     """Single-line, trimmed text, or None when there is nothing readable."""
-    if not isinstance(value, str):
+    if type(value) is str:
+        # Already clean, the usual case: printable (so no whitespace but " ": every other
+        # whitespace character is a control or separator), no double space, not padded.
+        if value.isprintable() and "  " not in value and value[:1] != " " != value[-1:]:
+            return value or None
+    elif not isinstance(value, str):
         return None
     text = " ".join(value.split())
     return text or None
@@ -326,11 +332,15 @@ def _party(source: Mapping[str, Any] | None, bt_type: str) -> str | None:
         if not _is_map(charge):
             return None
     billing = charge.get("billing_details")
-    billing = billing if _is_map(billing) else {}
+    if type(billing) is not dict and not isinstance(billing, Mapping):
+        billing = _NO_MAP
+    text = _clean(billing.get("name"))
+    if text:
+        return text  # the usual case: the card holder's name
     customer = charge.get("customer")
-    customer = customer if _is_map(customer) else {}
+    if type(customer) is not dict and not isinstance(customer, Mapping):
+        customer = _NO_MAP
     for candidate in (
-        billing.get("name"),
         customer.get("name"),
         billing.get("email"),
         customer.get("email"),
@@ -340,6 +350,9 @@ def _party(source: Mapping[str, Any] | None, bt_type: str) -> str | None:
         if text:
             return text
     return None
+
+
+_NO_MAP: Mapping[str, Any] = {}
 
 
 def _tax_part(bt: Mapping[str, Any], fee: int, code: str) -> int:
@@ -406,7 +419,34 @@ def _units(ctx: _Context, code: Any, where: str) -> tuple[str, int]:
     return found
 
 
-def _book(bt: Mapping[str, Any], ctx: _Context, filename: str) -> data.Transaction:
+def _local_date(created: int, tz: ZoneInfo, days: list[Any] | None) -> datetime.date:
+    """The local date of ``created``. ``days`` remembers [start, end, date] of the last local
+    day seen, so a history in time order converts once per day: the day is taken as 24 hours
+    of one UTC offset, kept only when the offset at its start and its end is that offset."""
+    if days is not None and days[0] <= created < days[1]:
+        return days[2]  # type: ignore[no-any-return]
+    local = datetime.datetime.fromtimestamp(created, tz)
+    date = local.date()
+    if days is not None:
+        offset = local.utcoffset()
+        start = created - (local.hour * 3600 + local.minute * 60 + local.second)
+        first = datetime.datetime.fromtimestamp(start, tz)
+        last = datetime.datetime.fromtimestamp(start + 86_399, tz)
+        if (
+            first.utcoffset() == offset == last.utcoffset()
+            and first.date() == date == last.date()
+            and first.time() == datetime.time(0)
+        ):
+            days[:] = [start, start + 86_400, date]
+    return date
+
+
+def _book(
+    bt: Mapping[str, Any],
+    ctx: _Context,
+    filename: str,
+    days: list[Any] | None = None,
+) -> data.Transaction:
     # The hot path of booking a big history: plain locals, one dict lookup per currency, Amounts
     # built without the constructor's type asserts (the values are checked here already).
     get = bt.get
@@ -435,7 +475,7 @@ def _book(bt: Mapping[str, Any], ctx: _Context, filename: str) -> data.Transacti
         )
     if type(created) is not int:
         created = _int_field(bt, "created", txn_id, filename)
-    date = datetime.datetime.fromtimestamp(created, ctx.tz).date()
+    date = _local_date(created, ctx.tz, days)
 
     bt_type = get("type")
     if type(bt_type) is not str:
@@ -451,7 +491,7 @@ def _book(bt: Mapping[str, Any], ctx: _Context, filename: str) -> data.Transacti
     postings = [
         _Posting(
             accounts["clearing"],
-            _new_tuple(Amount, (Decimal(net).scaleb(scale), com)),
+            _new_tuple(Amount, ((Decimal(net).scaleb(scale) if scale else Decimal(net)), com)),
             None,
             None,
             None,
@@ -459,16 +499,16 @@ def _book(bt: Mapping[str, Any], ctx: _Context, filename: str) -> data.Transacti
         )
     ]
     if fee != tax:
-        number = Decimal(fee - tax).scaleb(scale)
+        number = Decimal(fee - tax).scaleb(scale) if scale else Decimal(fee - tax)
         postings.append(
             _Posting(accounts["fees"], _new_tuple(Amount, (number, com)), None, None, None, None)
         )
     if tax:
-        number = Decimal(tax).scaleb(scale)
+        number = Decimal(tax).scaleb(scale) if scale else Decimal(tax)
         postings.append(
             _Posting(accounts["fee_tax"], _new_tuple(Amount, (number, com)), None, None, None, None)
         )
-    number = Decimal(-amount).scaleb(scale)
+    number = Decimal(-amount).scaleb(scale) if scale else Decimal(-amount)
     postings.append(
         _Posting(accounts[field], _new_tuple(Amount, (number, com)), None, None, None, None)
     )
