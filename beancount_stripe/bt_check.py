@@ -99,6 +99,7 @@ def common_shape(obj: Any) -> bool:
             and type(bt_type) is str
             and net == amount - fee
             and CREATED_RANGE[0] <= created < CREATED_RANGE[1]
+            and type(code) is str
             and code in _KNOWN_CODES
             and get("object", "balance_transaction") == "balance_transaction"
             and _id_match(txn_id)
