@@ -214,6 +214,10 @@ class _Context:
     fee_tax: bool
     # currency code as Stripe writes it → (commodity, -exponent), filled as codes are met
     units: dict[str, tuple[str, int]] = field(default_factory=dict, compare=False, hash=False)
+    # (type, reporting_category) → (counter-leg field, label), filled as pairs are met
+    kinds: dict[tuple[str, str], tuple[str, str]] = field(
+        default_factory=dict, compare=False, hash=False
+    )
 
 
 def _make_context(client: ClientConfig) -> _Context:
@@ -251,8 +255,9 @@ def book_all(
     """Book many balance transactions, sorted by (date, created, id) so output is stable."""
     ctx = _context(client)
     keyed = []
+    memo = _Memo()
     for bt in bts:
-        entry = _book(bt, ctx, filename)
+        entry = _book(bt, ctx, filename, memo)
         keyed.append((entry.date, bt["created"], bt["id"], entry))
     keyed.sort(key=_SORT_KEY)
     return [item[3] for item in keyed]
@@ -299,7 +304,12 @@ def _text(value: object) -> str:
 
 def _clean(value: object) -> str | None:
     """Single-line, trimmed text, or None when there is nothing readable."""
-    if not isinstance(value, str):
+    if type(value) is str:
+        # Already clean, the usual case: printable (so no whitespace but " ": every other
+        # whitespace character is a control or separator), no double space, not padded.
+        if value.isprintable() and "  " not in value and value[:1] != " " != value[-1:]:
+            return value or None
+    elif not isinstance(value, str):
         return None
     text = " ".join(value.split())
     return text or None
@@ -326,11 +336,15 @@ def _party(source: Mapping[str, Any] | None, bt_type: str) -> str | None:
         if not _is_map(charge):
             return None
     billing = charge.get("billing_details")
-    billing = billing if _is_map(billing) else {}
+    if type(billing) is not dict and not isinstance(billing, Mapping):
+        billing = _NO_MAP
+    text = _clean(billing.get("name"))
+    if text:
+        return text  # the usual case: the card holder's name
     customer = charge.get("customer")
-    customer = customer if _is_map(customer) else {}
+    if type(customer) is not dict and not isinstance(customer, Mapping):
+        customer = _NO_MAP
     for candidate in (
-        billing.get("name"),
         customer.get("name"),
         billing.get("email"),
         customer.get("email"),
@@ -340,6 +354,9 @@ def _party(source: Mapping[str, Any] | None, bt_type: str) -> str | None:
         if text:
             return text
     return None
+
+
+_NO_MAP: Mapping[str, Any] = {}
 
 
 def _tax_part(bt: Mapping[str, Any], fee: int, code: str) -> int:
@@ -406,7 +423,48 @@ def _units(ctx: _Context, code: Any, where: str) -> tuple[str, int]:
     return found
 
 
-def _book(bt: Mapping[str, Any], ctx: _Context, filename: str) -> data.Transaction:
+class _Memo:
+    """What one ``book_all`` run remembers between transactions: the last local day (a history
+    in time order converts dates once per day)."""
+
+    __slots__ = ("day", "day_end", "day_start")
+
+    def __init__(self) -> None:
+        self.day_start = self.day_end = 0
+        self.day: datetime.date | None = None
+
+
+_KINDS_MAX = 4096  # distinct (type, category) pairs remembered per client: Stripe has ~60
+
+
+def _local_date(created: int, tz: ZoneInfo, memo: _Memo | None) -> datetime.date:
+    """The local date of ``created``. ``memo`` remembers the last local day seen: it is taken
+    as 24 hours of one UTC offset, kept only when the offset at its start and its end is that
+    offset and both read that date (around an offset change the day is not remembered)."""
+    if memo is not None and memo.day_start <= created < memo.day_end:
+        return memo.day  # type: ignore[return-value]
+    local = datetime.datetime.fromtimestamp(created, tz)
+    date = local.date()
+    if memo is not None:
+        offset = local.utcoffset()
+        start = created - (local.hour * 3600 + local.minute * 60 + local.second)
+        first = datetime.datetime.fromtimestamp(start, tz)
+        last = datetime.datetime.fromtimestamp(start + 86_399, tz)
+        if (
+            first.utcoffset() == offset == last.utcoffset()
+            and first.date() == date == last.date()
+            and first.time() == datetime.time(0)
+        ):
+            memo.day_start, memo.day_end, memo.day = start, start + 86_400, date
+    return date
+
+
+def _book(
+    bt: Mapping[str, Any],
+    ctx: _Context,
+    filename: str,
+    memo: _Memo | None = None,
+) -> data.Transaction:
     # The hot path of booking a big history: plain locals, one dict lookup per currency, Amounts
     # built without the constructor's type asserts (the values are checked here already).
     get = bt.get
@@ -435,7 +493,7 @@ def _book(bt: Mapping[str, Any], ctx: _Context, filename: str) -> data.Transacti
         )
     if type(created) is not int:
         created = _int_field(bt, "created", txn_id, filename)
-    date = datetime.datetime.fromtimestamp(created, ctx.tz).date()
+    date = _local_date(created, ctx.tz, memo)
 
     bt_type = get("type")
     if type(bt_type) is not str:
@@ -444,33 +502,49 @@ def _book(bt: Mapping[str, Any], ctx: _Context, filename: str) -> data.Transacti
     if type(category) is not str:
         category = ""
     fee_tax = ctx.fee_tax
-    field = _classify(bt_type, category, fee_tax)
+    kind = ctx.kinds.get((bt_type, category))
+    if kind is None:
+        kind = (_classify(bt_type, category, fee_tax), _label(bt_type, category))
+        if len(ctx.kinds) < _KINDS_MAX:
+            ctx.kinds[(bt_type, category)] = kind
+    field, label_text = kind
     accounts = ctx.accounts
     tax = _tax_part(bt, fee, code) if fee_tax else 0  # type: ignore[arg-type]
 
     postings = [
-        _Posting(
-            accounts["clearing"],
-            _new_tuple(Amount, (Decimal(net).scaleb(scale), com)),
-            None,
-            None,
-            None,
-            None,
+        _new_tuple(
+            _Posting,
+            (
+                accounts["clearing"],
+                _new_tuple(Amount, ((Decimal(net).scaleb(scale) if scale else Decimal(net)), com)),
+                None,
+                None,
+                None,
+                None,
+            ),
         )
     ]
     if fee != tax:
-        number = Decimal(fee - tax).scaleb(scale)
+        number = Decimal(fee - tax).scaleb(scale) if scale else Decimal(fee - tax)
         postings.append(
-            _Posting(accounts["fees"], _new_tuple(Amount, (number, com)), None, None, None, None)
+            _new_tuple(
+                _Posting,
+                (accounts["fees"], _new_tuple(Amount, (number, com)), None, None, None, None),
+            )
         )
     if tax:
-        number = Decimal(tax).scaleb(scale)
+        number = Decimal(tax).scaleb(scale) if scale else Decimal(tax)
         postings.append(
-            _Posting(accounts["fee_tax"], _new_tuple(Amount, (number, com)), None, None, None, None)
+            _new_tuple(
+                _Posting,
+                (accounts["fee_tax"], _new_tuple(Amount, (number, com)), None, None, None, None),
+            )
         )
-    number = Decimal(-amount).scaleb(scale)
+    number = Decimal(-amount).scaleb(scale) if scale else Decimal(-amount)
     postings.append(
-        _Posting(accounts[field], _new_tuple(Amount, (number, com)), None, None, None, None)
+        _new_tuple(
+            _Posting, (accounts[field], _new_tuple(Amount, (number, com)), None, None, None, None)
+        )
     )
 
     source = get("source")
@@ -488,11 +562,11 @@ def _book(bt: Mapping[str, Any], ctx: _Context, filename: str) -> data.Transacti
     if capital:
         # Stripe's Capital descriptions are made of ids ("Withheld funds from ch_… to pay down
         # flex loan flxln_…"): they go to metadata, the loan becomes a link.
-        payee, narration = CAPITAL_PAYEE, _label(bt_type, category)
+        payee, narration = CAPITAL_PAYEE, label_text
     elif party:
-        payee, narration = party, description or _label(bt_type, category)
+        payee, narration = party, description or label_text
     else:
-        payee, narration = description, _label(bt_type, category)
+        payee, narration = description, label_text
     if payee == narration:
         payee = None  # "Advance funding" "Advance funding" says it twice
 
@@ -515,4 +589,4 @@ def _book(bt: Mapping[str, Any], ctx: _Context, filename: str) -> data.Transacti
         links = frozenset({_LINK_BAD_CHARS.sub("-", source_id)})
 
     flag = "!" if field == "uncategorized" else "*"
-    return _Transaction(meta, date, flag, payee, narration, _EMPTY, links, postings)
+    return _new_tuple(_Transaction, (meta, date, flag, payee, narration, _EMPTY, links, postings))

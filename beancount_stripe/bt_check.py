@@ -55,6 +55,16 @@ def json_type(value: Any) -> str:
     return _JSON_NAMES.get(type(value), type(value).__name__)
 
 
+#: Exact JSON types (``type(value) is``) of the optional fields (``_OPTIONAL``) in the common
+#: shape: no bool, no Mapping subclass, so what passes ``common_shape`` passes the full check.
+_TEXT_OR_NULL = frozenset({str, type(None)})
+_SOURCE_TYPES = frozenset({str, dict, type(None)})
+_LIST_OR_NULL = frozenset({list, type(None)})
+_INT_OR_NULL = frozenset({int, type(None)})
+_KNOWN_CODES: set[str] = set()  # currency codes ``currency.is_known`` accepted (a cache)
+_id_match = _ID_RE.fullmatch
+
+
 def check_bt(
     obj: Any, *, where: str, index: int | None = None, fix: str = DEFAULT_FIX
 ) -> dict[str, Any]:
@@ -62,7 +72,51 @@ def check_bt(
 
     ``where`` says where it came from (file:line, or endpoint and page); ``index`` is its position
     there, named when the transaction has no usable id.
+
+    A big history is checked here transaction by transaction: the common shape (a plain dict of
+    exact JSON types, as a parser returns it) is accepted by one pass of cheap tests; anything
+    else, valid or not, goes through the full check, which alone words the refusals.
     """
+    if common_shape(obj):
+        return obj  # type: ignore[no-any-return]
+    return _check_full(obj, where, index, fix)
+
+
+def common_shape(obj: Any) -> bool:
+    """True when ``obj`` is a well-formed balance transaction of the common shape (a plain dict
+    of exact JSON types, as a parser returns it): ``check_bt`` would return it. False says
+    nothing: ``check_bt`` decides, and words the refusal."""
+    if type(obj) is dict:
+        get = obj.get
+        txn_id, amount, fee, net = get("id"), get("amount"), get("fee"), get("net")
+        created, code, bt_type = get("created"), get("currency"), get("type")
+        if (
+            type(txn_id) is str
+            and type(amount) is int
+            and type(fee) is int
+            and type(net) is int
+            and type(created) is int
+            and type(bt_type) is str
+            and net == amount - fee
+            and CREATED_RANGE[0] <= created < CREATED_RANGE[1]
+            and type(code) is str
+            and code in _KNOWN_CODES
+            and get("object", "balance_transaction") == "balance_transaction"
+            and _id_match(txn_id)
+            and bt_type.strip()
+            and type(get("description")) in _TEXT_OR_NULL
+            and type(get("reporting_category")) in _TEXT_OR_NULL
+            and type(get("status")) in _TEXT_OR_NULL
+            and type(get("source")) in _SOURCE_TYPES
+            and type(get("fee_details")) in _LIST_OR_NULL
+            and type(get("available_on")) in _INT_OR_NULL
+        ):
+            return True
+    return False
+
+
+def _check_full(obj: Any, where: str, index: int | None, fix: str) -> dict[str, Any]:
+    """``check_bt`` for any object: the tests in the order their refusals are worded."""
     at = f"#{index}" if index is not None else "(no id)"
     if not isinstance(obj, Mapping):
         raise InputFileError(
@@ -142,6 +196,8 @@ def check_bt(
             where=where,
             fix=fix,
         )
+    if type(code) is str and len(_KNOWN_CODES) < 1024:
+        _KNOWN_CODES.add(code)  # the fast path accepts it from now on
     return obj
 
 

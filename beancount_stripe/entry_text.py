@@ -24,6 +24,7 @@ from beancount.parser import printer
 __all__ = ["direct", "format_entries", "format_entry"]
 
 _Transaction = data.Transaction
+_Posting = data.Posting
 _Open = data.Open
 _Commodity = data.Commodity
 _Balance = data.Balance
@@ -62,13 +63,23 @@ def format_entries(entries: Iterable[data.Directive]) -> str:
     """Beancount text for ``entries``: a blank line between entries, none between one-liners
     (a run of ``open`` directives reads as one block)."""
     parts: list[str] = []
+    append = parts.append
     prev_single = False
+    dates: dict[datetime.date, str] = {}  # a big history has a few thousand distinct dates
     for entry in entries:
-        text = format_entry(entry)
-        single = text.count("\n") == 1
+        if type(entry) is _Transaction:  # the hot path: written directly, several lines
+            try:
+                text = _transaction(entry, dates)
+                single = False
+            except _Fallback:
+                text = printer.format_entry(entry)
+                single = text.count("\n") == 1
+        else:
+            text = format_entry(entry)
+            single = text.count("\n") == 1
         if parts and not (single and prev_single):
-            parts.append("\n")
-        parts.append(text)
+            append("\n")
+        append(text)
         prev_single = single
     return "".join(parts)
 
@@ -81,6 +92,13 @@ def _escape(text: str) -> str:
     return text
 
 
+def _number(number: Decimal) -> str:
+    """``f"{number:f}"``, as the printer writes it: ``str`` is the same text, 4x faster, unless
+    it chose scientific notation (an ``E``)."""
+    text = str(number)
+    return f"{number:f}" if "E" in text else text
+
+
 def _meta(meta: Mapping[str, Any] | None, prefix: str) -> str:
     if not meta:
         return ""
@@ -90,7 +108,9 @@ def _meta(meta: Mapping[str, Any] | None, prefix: str) -> str:
             continue
         kind = type(value)
         if kind is str:
-            out.append(f'{prefix}{key}: "{_escape(value)}"\n')
+            if '"' in value or "\\" in value:
+                value = _escape(value)
+            out.append(f'{prefix}{key}: "{value}"\n')
         elif kind is Decimal or kind is datetime.date or kind is Amount:
             out.append(f"{prefix}{key}: {value}\n")
         elif kind is bool:
@@ -102,51 +122,66 @@ def _meta(meta: Mapping[str, Any] | None, prefix: str) -> str:
     return "".join(out)
 
 
-def _transaction(entry: data.Transaction) -> str:
-    payee, narration = entry.payee, entry.narration
-    words = []
-    if payee:
-        words.append(f'"{_escape(payee)}"')
-    if narration:
-        words.append(f'"{_escape(narration)}"')
-    elif payee:
-        words.append('""')
-    if entry.tags:
-        words += ["#" + tag for tag in sorted(entry.tags)]
-    if entry.links:
-        words += ["^" + link for link in sorted(entry.links)]
-    head = f"{entry.date} {entry.flag or ''} {' '.join(words)}\n"
-    meta = _meta(entry.meta, "  ")
-
-    postings = entry.postings
+def _transaction(entry: data.Transaction, dates: dict[datetime.date, str] | None = None) -> str:
+    meta, date, flag, payee, narration, tags, links, postings = entry
     if not postings:
         raise _Fallback
-    accounts = []
-    numbers = []
-    currencies = []
+    # printer.align_position_strings: "number " right-aligned, currencies left-aligned
+    rows = []
+    width_account = width_number = 0
     for posting in postings:
-        units = posting.units
+        if type(posting) is not _Posting:
+            raise _Fallback
+        account, units, cost, price, posting_flag, posting_meta = posting
         if (
-            posting.cost is not None
-            or posting.price is not None
-            or posting.meta
+            cost is not None
+            or price is not None
+            or posting_meta
             or type(units) is not Amount
-            or type(units.number) is not Decimal
+            or type(units[0]) is not Decimal
         ):
             raise _Fallback
-        cur = units.currency
+        number, cur = units
         if not cur or cur[0] not in _UPPER:
             raise _Fallback
-        flag = posting.flag
-        accounts.append(f"{flag} {posting.account}" if flag else posting.account)
-        numbers.append(f"{units.number:f}")
-        currencies.append(cur)
-    # printer.align_position_strings: "number " right-aligned, currencies left-aligned
-    width_account = max(map(len, accounts))
-    width_number = max(map(len, numbers))
-    lines = [head, meta]
-    for account, number, cur in zip(accounts, numbers, currencies, strict=True):
-        lines.append(f"  {account:{width_account}}  {number:>{width_number}} {cur}\n")
+        if posting_flag:
+            account = f"{posting_flag} {account}"
+        number = _number(number)
+        if len(account) > width_account:
+            width_account = len(account)
+        if len(number) > width_number:
+            width_number = len(number)
+        rows.append((account, number, cur))
+
+    if payee:
+        if '"' in payee or "\\" in payee:
+            payee = _escape(payee)
+        if narration:
+            if '"' in narration or "\\" in narration:
+                narration = _escape(narration)
+            words = f'"{payee}" "{narration}"'
+        else:
+            words = f'"{payee}" ""'
+    elif narration:
+        if '"' in narration or "\\" in narration:
+            narration = _escape(narration)
+        words = f'"{narration}"'
+    else:
+        words = ""
+    if tags or links:
+        tokens = [words] if words else []
+        tokens += ["#" + tag for tag in sorted(tags or ())]
+        tokens += ["^" + link for link in sorted(links or ())]
+        words = " ".join(tokens)
+    if dates is None or type(date) is not datetime.date:
+        day = f"{date}"
+    else:
+        day = dates.get(date)  # type: ignore[assignment]
+        if day is None:
+            day = dates[date] = date.isoformat()
+    lines = [f"{day} {flag or ''} {words}\n", _meta(meta, "  ")]
+    for account, number, cur in rows:
+        lines.append(f"  {account.ljust(width_account)}  {number.rjust(width_number)} {cur}\n")
     return "".join(lines)
 
 

@@ -112,17 +112,18 @@ class BalanceTransactionImporter(beangulp.Importer):
             booked = _stripe_ids(existing)
             # Capital CSV rows booked before their balance transaction are that money already.
             scanned = capital.scanned_from_entries(existing)
-            fresh = [bt for bt in bts if bt["id"] not in booked]
-            covered = capital.covered_by_capital(fresh, scanned, self.client)
-            pairs = rules.book_with_rules(bts, self.client)
+            covered: set[str] = set()
+            if scanned:
+                fresh = [bt for bt in bts if bt["id"] not in booked]
+                covered = capital.covered_by_capital(fresh, scanned, self.client)
+            # booked with this file as the entries' source, as beangulp expects of ``extract``
+            pairs = rules.book_with_rules(bts, self.client, filename=filepath)
         except BeancountStripeError as err:
             raise ImportFileError.wrap(err) from None
-        out = []
-        for entry, _why in pairs:
-            entry = _with_source(entry, filepath)
+        out = [entry for entry, _why in pairs]
+        for entry in out if covered else ():
             if entry.meta.get("stripe_id") in covered:
                 entry.meta[DUPLICATE] = True  # booked by a Capital CSV entry, without its id
-            out.append(entry)
         return out
 
     def deduplicate(self, entries: data.Entries, existing: data.Entries) -> None:
@@ -170,12 +171,6 @@ def _stripe_ids(entries: Iterable[data.Directive] | None) -> set[str]:
         if sid:
             out.add(str(sid))
     return out
-
-
-def _with_source(entry: data.Transaction, filepath: str) -> data.Transaction:
-    meta = dict(entry.meta)
-    meta["filename"] = filepath
-    return data.Transaction(meta, *entry[1:])
 
 
 def importers_from_config(path: str | Path) -> list[beangulp.Importer]:
