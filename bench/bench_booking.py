@@ -43,6 +43,7 @@ from beancount_stripe.config import ClientConfig, KeySource, make_accounts
 from beancount_stripe.simulator import generate_history
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import figures as handed
 from live_rules import client_rules, live_count
 
 REPO = Path(__file__).resolve().parent.parent
@@ -219,6 +220,14 @@ def main() -> None:
         )
         matched = sum(len(why.matched) for _e, why in pairs) / n
     report = figures(n, out, live, len(ruleset.rules), matched)
+    handed.record("booking_extract", n / out["ours"], "BTs/s", baseline=n / out["baseline"], size=n)
+    handed.record(
+        "rules_500",
+        (out["rules500"] - out["rules0"]) / n * 1e6,
+        "µs/BT",
+        baseline=out["rules0"] / n * 1e6,
+        note=f"{live} of {len(ruleset.rules)} live, {matched:.1f} matched per BT",
+    )
     print("figures")
     for line in report:
         print("  " + line)
