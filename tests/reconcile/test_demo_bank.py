@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import datetime
-import shutil
 import subprocess
 import sys
 from collections import defaultdict
@@ -23,7 +22,7 @@ from beancount_stripe import archive, reconcile
 from beancount_stripe.config import load_config
 from beancount_stripe.simulator import default_world
 from beancount_stripe.simulator.bank import statement
-from tests.conftest import REPO
+from tests.conftest import REPO, copy_examples
 
 ACME = REPO / "example-ledger" / "acme"
 
@@ -169,8 +168,9 @@ def _extract(work: Path, *args: str) -> str:
 @pytest.mark.slow
 def test_the_hook_in_real_beangulp_is_pure_and_matches_nothing_twice(tmp_path: Path) -> None:
     work = tmp_path / "repo"
-    shutil.copytree(REPO / "config", work / "config")
-    shutil.copytree(REPO / "example-ledger", work / "example-ledger")
+    copy_examples(
+        work
+    )  # without Beancount's pickle caches, which would name the repository's files
     bank_file = work / "example-ledger" / "acme" / "bank.beancount"
     committed = bank_file.read_text(encoding="utf-8")
     header, _, body = committed.partition(";; -*- mode: beancount -*-")
