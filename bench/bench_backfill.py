@@ -247,11 +247,13 @@ def bench_memory(sizes: list[int], modes: list[str]) -> None:
                     if base is None:  # the same archive, parsed into memory
                         base = run_child("parse", url, Path(tmp), 0)
                 label = f"full sync, {size:,} BTs" + ("" if mode == "transaction" else f", {mode}")
-                if mode == "transaction" and size in (sizes[0], sizes[-1]):
-                    for key in {sizes[0]: ["memory_small"], sizes[-1]: ["memory_large"]}[size]:
-                        figures.record(
-                            key, got["maxrss_mb"], "MB", baseline=base["maxrss_mb"], size=size
-                        )
+                keys = (["memory_small"] if size == sizes[0] else []) + (
+                    ["memory_large"] if size == sizes[-1] and len(sizes) > 1 else []
+                )
+                for key in keys if mode == "transaction" else []:
+                    figures.record(
+                        key, got["maxrss_mb"], "MB", baseline=base["maxrss_mb"], size=size
+                    )
                 line(
                     label,
                     f"{got['maxrss_mb']:.0f} MB",

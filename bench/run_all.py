@@ -6,10 +6,13 @@ writes the section "Big accounts at a glance" at the top of bench/RESULTS.md: ea
 its same-run baseline and the issue's target. The scripts also rewrite or print their own detailed
 sections. Takes roughly 20–40 minutes on 2 cores (the 1M-transaction memory run is most of it).
 
-Usage: python bench/run_all.py [--quick] [--jobs 16] [--only booking,summary,backfill]
+Usage: python bench/run_all.py [--quick] [--jobs 16] [--memory-sizes 1000000]
+       [--only booking,summary,backfill] [--earlier FIGURES.jsonl]
 
 ``--quick`` shrinks every size (10k transactions, 10 clients × 300) to check the harness itself;
-its figures are not the issue's.
+its figures are not the issue's. ``--earlier`` adds figures a script recorded in an earlier run
+(``BENCH_FIGURES=FILE python bench/…``) for rows this run does not measure (e.g. the 1M memory
+row, ~20 minutes, with ``--memory-sizes ""``); the table marks them as from a separate run.
 """
 
 from __future__ import annotations
@@ -124,7 +127,7 @@ ROWS = [
 ]
 
 
-def scripts(quick: bool, jobs: int) -> dict[str, list[str]]:
+def scripts(quick: bool, jobs: int, memory_sizes: str) -> dict[str, list[str]]:
     """The benchmark commands, by name."""
     if quick:
         return {
@@ -152,7 +155,7 @@ def scripts(quick: bool, jobs: int) -> dict[str, list[str]]:
             "--size",
             "100000",
             "--memory-sizes",
-            "1000000",
+            memory_sizes,
             "--clients",
             "100",
             "--client-size",
@@ -184,9 +187,10 @@ def table(figures: dict[str, dict[str, Any]], commands: list[str], when: str) ->
             lines.append(f"| {row.measurement} | not measured | | {row.target} | — |")
             continue
         met = "yes" if row.met(f) else "**no**"
-        lines.append(
-            f"| {row.measurement} | {row.show(f)} | {row.baseline(f)} | {row.target} | {met} |"
-        )
+        name = row.measurement + (" †" if f.get("earlier") else "")
+        lines.append(f"| {name} | {row.show(f)} | {row.baseline(f)} | {row.target} | {met} |")
+    if any(f.get("earlier") for f in figures.values()):
+        lines += ["", "† measured in a separate, earlier run of the same script (`--earlier`)."]
     lines.append(END)
     return "\n".join(lines)
 
@@ -206,9 +210,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: check the harness")
     parser.add_argument("--jobs", type=int, default=16, help="--jobs for the many-clients run")
+    parser.add_argument("--memory-sizes", default="1000000", help="bench_backfill's extra sizes")
     parser.add_argument("--only", default="", help="comma-separated: booking,summary,backfill")
+    parser.add_argument("--earlier", type=Path, help="figures recorded by an earlier run")
     args = parser.parse_args()
-    chosen = scripts(args.quick, args.jobs)
+    chosen = scripts(args.quick, args.jobs, args.memory_sizes)
     if args.only:
         wanted = set(args.only.split(","))
         unknown = wanted - set(chosen)
@@ -228,6 +234,10 @@ def main() -> None:
             if done.returncode:
                 raise SystemExit(f"bench/{command[0]} failed (exit {done.returncode})")
         figures: dict[str, dict[str, Any]] = {}
+        if args.earlier:
+            for line in args.earlier.read_text(encoding="utf-8").splitlines():
+                f = json.loads(line)
+                figures[f["key"]] = {**f, "earlier": True}
         for line in path.read_text(encoding="utf-8").splitlines():
             f = json.loads(line)
             figures[f["key"]] = f
