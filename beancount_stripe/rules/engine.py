@@ -58,48 +58,48 @@ def apply_rules(
             decision = _decide(cand, facts)
             if mkey is not None and len(memo) < MEMO_LIMIT:
                 memo[mkey] = decision
-        matched_t, deciders, values, tags, links, meta_set = decision
-        explanation = Explanation(str(bt.get("id")), dict(deciders), list(matched_t))
+        deciders = dict(decision[1])  # each explanation its own: callers may keep them
     elif cand.rules:
         facts = Facts(bt, entry, ruleset)
-        matched_t, deciders, values, tags, links, meta_set = _decide(cand, facts)
-        explanation = Explanation(str(bt.get("id")), deciders, list(matched_t))
+        decision = _decide(cand, facts)
+        deciders = decision[1]
     else:  # no rule can match: nothing to test
-        values, tags, links, meta_set = _NOTHING, None, None, False
-        explanation = Explanation(str(bt.get("id")), {}, [])
+        decision = _UNDECIDED
+        deciders = {}
+    matched, _, values, tags, links, meta_set, account_rule, accounts, payee, flag, narration = (
+        decision
+    )
 
     old_postings = entry.postings
     counter = old_postings[-1]
-    explanation.booked_account = counter.account
-    account_rule: Rule | None = values.get("account")
-    accounts = ruleset.account_of(account_rule) if account_rule is not None else ()
-    if account_rule is not None and (account_rule.split or accounts[0] != counter.account):
+    booked = counter.account
+    if account_rule is not None and (account_rule.split or accounts[0] != booked):
         postings = list(old_postings)
         if account_rule.split:
             postings[-1:] = _split_postings(counter, account_rule.split, accounts)
         else:
             postings[-1] = _with_account(counter, accounts[0])
-        explanation.accounts = tuple(p.account for p in postings[len(old_postings) - 1 :])
+        accounts = tuple(p.account for p in postings[len(old_postings) - 1 :])
     else:
         postings = old_postings
-        explanation.accounts = (counter.account,)
+        accounts = (booked,)
 
-    payee = values.get("payee")
+    party = _NO_PARTY
     if payee is None:
         if ruleset.parties:
             if facts is None:
                 facts = Facts(bt, entry, ruleset)
             party = facts.party()
-            explanation.party = party
             payee = party[0] or entry.payee
         else:
             payee = entry.payee  # no parties: ``resolve_party`` would answer (None, "")
-    flag = values.get("flag")
     if flag is None:
-        flag = "!" if ruleset.uncategorized in explanation.accounts else "*"
-    narration = values.get("narration", entry.narration)
+        flag = "!" if ruleset.uncategorized in accounts else "*"
+    if narration is _UNSET:
+        narration = entry.narration
     if payee is not None and payee == narration:
         payee = None  # "Advance funding" "Advance funding" says it twice; the narration is enough
+    explanation = Explanation(str(bt.get("id")), deciders, list(matched), party, booked, accounts)
     uncategorized = ruleset.uncategorized
     review = flag == "!"
     if not review:
@@ -119,9 +119,10 @@ def apply_rules(
     ):
         return entry, explanation  # nothing to refine: no copy of the entry (most BTs, no rules)
     meta = dict(entry.meta)
-    for key, value in values.items():
-        if key.startswith("meta:"):
-            meta[key[5:]] = value
+    if meta_set:
+        for key, value in values.items():
+            if key.startswith("meta:"):
+                meta[key[5:]] = value
     new = data.Transaction(
         meta,
         entry.date,
@@ -137,10 +138,13 @@ def apply_rules(
     return new, explanation
 
 
-_NOTHING: Mapping[str, Any] = {}
-_Decision = tuple[
-    tuple[Rule, ...], dict[str, Rule], dict[str, Any], set[str] | None, set[str] | None, bool
-]
+_UNSET: Any = object()  # no rule decided the narration
+_NO_PARTY: tuple[str | None, str] = (None, "")
+# What the rules decided for one BT: the rules that matched, which rule decided each part, the
+# decided values, the tags and links added, whether metadata was set; then, read out of the
+# values once: the rule for the account and its accounts, the payee, flag and narration.
+_Decision = tuple[Any, ...]
+_UNDECIDED: _Decision = ((), {}, {}, None, None, False, None, (), None, None, _UNSET)
 
 
 def _decide(cand: Any, facts: Facts) -> _Decision:
@@ -196,7 +200,21 @@ def _decide(cand: Any, facts: Facts) -> _Decision:
                     if links is None:
                         links = set()
                     links.add(token)
-    return tuple(matched), deciders, values, tags, links, meta_set
+    account_rule = values.get("account")
+    accounts = facts.ruleset.account_of(account_rule) if account_rule is not None else ()
+    return (
+        tuple(matched),
+        deciders,
+        values,
+        tags,
+        links,
+        meta_set,
+        account_rule,
+        accounts,
+        values.get("payee"),
+        values.get("flag"),
+        values.get("narration", _UNSET),
+    )
 
 
 def _token(text: str) -> str:
