@@ -590,3 +590,17 @@ def _book(
 
     flag = "!" if field == "uncategorized" else "*"
     return _new_tuple(_Transaction, (meta, date, flag, payee, narration, _EMPTY, links, postings))
+
+
+def book_pairs(
+    bts: Iterable[Mapping[str, Any]], client: ClientConfig, filename: str = DEFAULT_FILENAME
+) -> list[tuple[data.Transaction, Mapping[str, Any]]]:
+    """``book_all``, each entry paired with its BT: the rule engine needs both, in this order."""
+    ctx = _context(client)
+    keyed = []
+    memo = _Memo()
+    for bt in bts:
+        entry = _book(bt, ctx, filename, memo)
+        keyed.append((entry.date, bt["created"], bt["id"], entry, bt))
+    keyed.sort(key=_SORT_KEY)
+    return [(item[3], item[4]) for item in keyed]

@@ -18,7 +18,7 @@ from beancount_stripe.config import (
 )
 from beancount_stripe.rules.fields import Facts, _scalar_text
 from beancount_stripe.rules.model import _TOKEN_BAD, HASH_KEY, Leg, Rule
-from beancount_stripe.rules.ruleset import META, VALUE, Ruleset, ruleset_for
+from beancount_stripe.rules.ruleset import MEMO_LIMIT, META, VALUE, Ruleset, ruleset_for
 
 # -- applying rules --------------------------------------------------------------------------------
 
@@ -43,8 +43,113 @@ def apply_rules(
     entry: data.Transaction, bt: Mapping[str, Any], ruleset: Ruleset
 ) -> tuple[data.Transaction, Explanation]:
     """Refine one booked entry with the ruleset; the counter-leg is the entry's last posting."""
-    facts = Facts(bt, entry, ruleset)
     cand = ruleset.candidates(bt.get("type"))
+    facts: Facts | None = None
+    keys = cand.memo_keys
+    if keys is not None:  # the rules read only a few fields: their outcome by those values
+        mkey: Any = tuple(map(bt.get, keys)) if len(keys) != 1 else bt.get(keys[0])
+        memo = cand.memo
+        try:
+            decision = memo.get(mkey)
+        except TypeError:  # an unhashable value (a malformed BT): test the rules
+            decision = mkey = None
+        if decision is None:
+            facts = Facts(bt, entry, ruleset)
+            decision = _decide(cand, facts)
+            if mkey is not None and len(memo) < MEMO_LIMIT:
+                memo[mkey] = decision
+        deciders = dict(decision[1])  # each explanation its own: callers may keep them
+    elif cand.rules:
+        facts = Facts(bt, entry, ruleset)
+        decision = _decide(cand, facts)
+        deciders = decision[1]
+    else:  # no rule can match: nothing to test
+        decision = _UNDECIDED
+        deciders = {}
+    matched, _, values, tags, links, meta_set, account_rule, accounts, payee, flag, narration = (
+        decision
+    )
+
+    old_postings = entry.postings
+    counter = old_postings[-1]
+    booked = counter.account
+    if account_rule is not None and (account_rule.split or accounts[0] != booked):
+        postings = list(old_postings)
+        if account_rule.split:
+            postings[-1:] = _split_postings(counter, account_rule.split, accounts)
+        else:
+            postings[-1] = _with_account(counter, accounts[0])
+        accounts = tuple(p.account for p in postings[len(old_postings) - 1 :])
+    else:
+        postings = old_postings
+        accounts = (booked,)
+
+    party = _NO_PARTY
+    if payee is None:
+        if ruleset.parties:
+            if facts is None:
+                facts = Facts(bt, entry, ruleset)
+            party = facts.party()
+            payee = party[0] or entry.payee
+        else:
+            payee = entry.payee  # no parties: ``resolve_party`` would answer (None, "")
+    if flag is None:
+        flag = "!" if ruleset.uncategorized in accounts else "*"
+    if narration is _UNSET:
+        narration = entry.narration
+    if payee is not None and payee == narration:
+        payee = None  # "Advance funding" "Advance funding" says it twice; the narration is enough
+    explanation = Explanation(str(bt.get("id")), deciders, list(matched), party, booked, accounts)
+    uncategorized = ruleset.uncategorized
+    review = flag == "!"
+    if not review:
+        for posting in postings:
+            if posting.account == uncategorized:
+                review = True
+                break
+    if (
+        postings is old_postings
+        and not meta_set
+        and not review
+        and flag == entry.flag
+        and payee == entry.payee
+        and narration == entry.narration
+        and not tags
+        and not links
+    ):
+        return entry, explanation  # nothing to refine: no copy of the entry (most BTs, no rules)
+    meta = dict(entry.meta)
+    if meta_set:
+        for key, value in values.items():
+            if key.startswith("meta:"):
+                meta[key[5:]] = value
+    new = data.Transaction(
+        meta,
+        entry.date,
+        flag,
+        payee,
+        narration,
+        frozenset(entry.tags | tags) if tags else entry.tags,
+        frozenset(entry.links | links) if links else entry.links,
+        postings if postings is not old_postings else list(old_postings),
+    )
+    if review:
+        meta[HASH_KEY] = entry_hash(new)
+    return new, explanation
+
+
+_UNSET: Any = object()  # no rule decided the narration
+_NO_PARTY: tuple[str | None, str] = (None, "")
+# What the rules decided for one BT: the rules that matched, which rule decided each part, the
+# decided values, the tags and links added, whether metadata was set; then, read out of the
+# values once: the rule for the account and its accounts, the payee, flag and narration.
+_Decision = tuple[Any, ...]
+_UNDECIDED: _Decision = ((), {}, {}, None, None, False, None, (), None, None, _UNSET)
+
+
+def _decide(cand: Any, facts: Facts) -> _Decision:
+    """Test the candidate rules in precedence order: the rules that matched, which rule decided
+    each part, the decided values, the tags and links added, and whether metadata was set."""
     matched: list[Rule] = []
     deciders: dict[str, Rule] = {}
     values: dict[str, Any] = {}
@@ -95,70 +200,21 @@ def apply_rules(
                     if links is None:
                         links = set()
                     links.add(token)
-    explanation = Explanation(str(bt.get("id")), deciders, matched)
-
-    old_postings = entry.postings
-    counter = old_postings[-1]
-    explanation.booked_account = counter.account
-    account_rule: Rule | None = values.get("account")
-    accounts = ruleset.account_of(account_rule) if account_rule is not None else ()
-    if account_rule is not None and (account_rule.split or accounts[0] != counter.account):
-        postings = list(old_postings)
-        if account_rule.split:
-            postings[-1:] = _split_postings(counter, account_rule.split, accounts)
-        else:
-            postings[-1] = _with_account(counter, accounts[0])
-        explanation.accounts = tuple(p.account for p in postings[len(old_postings) - 1 :])
-    else:
-        postings = old_postings
-        explanation.accounts = (counter.account,)
-
-    payee = values.get("payee")
-    if payee is None:
-        party = facts.party()
-        explanation.party = party
-        payee = party[0] or entry.payee
-    flag = values.get("flag")
-    if flag is None:
-        flag = "!" if ruleset.uncategorized in explanation.accounts else "*"
-    narration = values.get("narration", entry.narration)
-    if payee is not None and payee == narration:
-        payee = None  # "Advance funding" "Advance funding" says it twice; the narration is enough
-    uncategorized = ruleset.uncategorized
-    review = flag == "!"
-    if not review:
-        for posting in postings:
-            if posting.account == uncategorized:
-                review = True
-                break
-    if (
-        postings is old_postings
-        and not meta_set
-        and not review
-        and flag == entry.flag
-        and payee == entry.payee
-        and narration == entry.narration
-        and not tags
-        and not links
-    ):
-        return entry, explanation  # nothing to refine: no copy of the entry (most BTs, no rules)
-    meta = dict(entry.meta)
-    for key, value in values.items():
-        if key.startswith("meta:"):
-            meta[key[5:]] = value
-    new = data.Transaction(
-        meta,
-        entry.date,
-        flag,
-        payee,
-        narration,
-        frozenset(entry.tags | tags) if tags else entry.tags,
-        frozenset(entry.links | links) if links else entry.links,
-        postings if postings is not old_postings else list(old_postings),
+    account_rule = values.get("account")
+    accounts = facts.ruleset.account_of(account_rule) if account_rule is not None else ()
+    return (
+        tuple(matched),
+        deciders,
+        values,
+        tags,
+        links,
+        meta_set,
+        account_rule,
+        accounts,
+        values.get("payee"),
+        values.get("flag"),
+        values.get("narration", _UNSET),
     )
-    if review:
-        meta[HASH_KEY] = entry_hash(new)
-    return new, explanation
 
 
 def _token(text: str) -> str:
@@ -298,10 +354,11 @@ def book_with_rules(
     if ruleset is None:
         ruleset = ruleset_for(client)
     with heap.quiet_gc():
-        bts = list(bts)
-        entries = booking.book_all(bts, client, filename)
-        by_id = {bt["id"]: bt for bt in bts}
-        return refine(entries, by_id, ruleset)
+        # each entry with its own BT, in booking order: no by-id dict to build
+        return [
+            apply_rules(entry, bt, ruleset)
+            for entry, bt in booking.book_pairs(bts, client, filename)
+        ]
 
 
 # -- explaining ------------------------------------------------------------------------------------

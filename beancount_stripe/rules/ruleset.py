@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,14 +21,16 @@ from beancount_stripe.errors import ConfigError
 from beancount_stripe.rules import index
 from beancount_stripe.rules.compiled import compile_order
 from beancount_stripe.rules.compiler import load_rules
+from beancount_stripe.rules.conditions import _always
 from beancount_stripe.rules.fields import (
     _PARTY_ID_FIELDS,
+    BT_TEXT,
     FIELDS,
     Facts,
     _customer_email,
     _customer_name,
 )
-from beancount_stripe.rules.model import _BIT, Party, Pred, Rule, RuleFile
+from beancount_stripe.rules.model import _BIT, Cond, Party, Pred, Rule, RuleFile, Template
 
 # -- a client's ruleset ----------------------------------------------------------------------------
 
@@ -59,6 +61,11 @@ class _Candidates:
     want: tuple[int, ...] = ()
     # ``reference_order`` compiled into one function (rules/compiled.py); what the engine calls
     compiled: Callable[[Facts], Sequence[int]] | None = None
+    # The BT keys every rule's condition reads, when they are all few-valued text fields and the
+    # rules' templates have no slots: the rules' decision is then a function of those values,
+    # and the engine keeps it in ``memo`` (by the values) instead of testing the rules per BT.
+    memo_keys: tuple[str, ...] | None = None
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def order(self, facts: Facts) -> Sequence[int]:
         """Indexes of the rules worth testing for ``facts``, in precedence order."""
@@ -79,8 +86,47 @@ class _Candidates:
         return picked
 
 
+# Text fields of the BT itself with few values (not ``id`` or ``description``): a condition
+# that reads only these may have its outcome remembered by their values (``_memo_keys``).
+_MEMO_FIELDS = frozenset({"type", "reporting_category", "category", "currency", "status"})
+_MEMO_FIELDS |= {"balance_type"}
+MEMO_LIMIT = 4096  # outcomes remembered per candidate set: past that, rules run per BT
+
+
+def _reads(cond: Cond, out: set[str]) -> bool:
+    """Add the BT keys ``cond`` reads to ``out``; False when it reads anything else."""
+    if cond.kind != "leaf":
+        return all(_reads(part, out) for part in cond.parts)
+    if cond.field is None:
+        return cond.test is _always
+    name = cond.field
+    if name not in _MEMO_FIELDS or cond.getter is not FIELDS[name][1]:
+        return False
+    out.add(BT_TEXT[name])
+    return True
+
+
+def _fixed(templates: Sequence[Template | None]) -> bool:
+    return all(t is None or t.fixed is not None for t in templates)
+
+
+def _memo_keys(rules: Sequence[Rule]) -> tuple[str, ...] | None:
+    """The BT keys whose values decide what ``rules`` do to any BT, or None when the rules
+    read other fields (in conditions or templates)."""
+    keys: set[str] = set()
+    for rule in rules:
+        if not _reads(rule.when, keys):
+            return None
+        templates = [rule.payee, rule.narration, *rule.tags, *rule.links]
+        if not _fixed(templates + [t for _k, t in rule.meta]):
+            return None
+    return tuple(sorted(keys))
+
+
 class Ruleset:
     """A client's rules files bound to its accounts; ``apply_rules`` uses it for every BT."""
+
+    memoise = True  # tests compare the memo with testing the rules per BT
 
     def __init__(
         self,
@@ -219,6 +265,7 @@ class Ruleset:
                 tuple(-1 if a else m for m, a in zip(more_after, additive_after, strict=True)),
                 tuple(-1 if r.additive else m for r, m in zip(rules, masks, strict=True)),
                 compiled,
+                _memo_keys(rules) if self.memoise and rules else None,
             )
             self._candidates[key] = found
         return found

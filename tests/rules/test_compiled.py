@@ -176,3 +176,88 @@ def test_compiled_indexes_decide_exactly_like_the_plain_evaluation(
             )
             assert not plain_set.candidates("charge").guards
             assert _outcome(rules.book_with_rules(bts, client, plain_set)) == fast
+
+
+# -- the decision memo (``_Candidates.memo``): rules that read only few-valued BT fields ----------
+
+STATUSES = ["available", "pending", "Pending", None]
+
+
+@st.composite
+def memo_rule(draw: st.DrawFn, i: int) -> str:
+    """A rule whose conditions read only type/category/currency/status (memoisable), or, now
+    and then, one other field or a template with a slot (which turns the memo off)."""
+    leaves = [
+        f"currency: {draw(st.sampled_from(['usd', 'EUR', '[usd, jpy]']))}",
+        f"status: {draw(st.sampled_from(['available', '{prefix: pend}', '{exists: true}']))}",
+        f"reporting_category: {draw(st.sampled_from(['charge', '[payout, fee]']))}",
+        f"category: {{regex: {_quote(draw(st.sampled_from(['^ch', 'out$', '(?i)CHARGE'])))}}}",
+        f"type: {draw(st.sampled_from(['charge', '[charge, payout]', 'PAYOUT']))}",
+        "not: {currency: usd}",
+        "any: [{currency: eur}, {status: pending}]",
+    ]
+    if draw(st.integers(0, 9)) == 0:
+        leaves.append("description: {contains: Kit}")
+    parts = draw(st.lists(st.sampled_from(leaves), max_size=3, unique_by=lambda p: p[:4]))
+    actions = [
+        f'account: "Income:{{client}}:R{i}"',
+        f'payee: "P{i}"',
+        f'narration: "n{i}"',
+        f"tags: [t{i}]",
+        f"links: [l{i}]",
+        f'meta: {{m{i % 3}: "v{i}"}}',
+        'flag: "!"',
+        "account: uncategorized",
+    ]
+    if draw(st.integers(0, 9)) == 0:
+        actions.append(f'payee: "P{i} {{customer.name}}"')
+    action = draw(st.sampled_from(actions))
+    when = f"\n    when: {{{', '.join(parts)}}}" if parts else ""
+    return f"  - name: m{i}{when}\n    {action}"
+
+
+@st.composite
+def memo_rules_text(draw: st.DrawFn) -> str:
+    n = draw(st.integers(0, 10))
+    parties = "parties:\n  - payee: Lena\n    names: [lena larsen]\n" if draw(st.booleans()) else ""
+    return "rules:\n" + "\n".join(draw(memo_rule(i)) for i in range(n)) + "\n" + parties
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(text=memo_rules_text(), data=st.data())
+def test_the_decision_memo_decides_exactly_like_testing_every_rule(
+    text: str, data: st.DataObject
+) -> None:
+    bts = []
+    for i in range(data.draw(st.integers(1, 10))):
+        one = data.draw(bt(i))
+        one["status"] = data.draw(st.sampled_from(STATUSES))
+        one["reporting_category"] = data.draw(st.sampled_from(["charge", "payout", "fee", None]))
+        bts.append(one)
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        client = client_with(base, (write_rules(base, text),))
+        ruleset = rules.ruleset_for(client)
+        charges = ruleset.candidates("charge")
+        if charges.rules and "description" not in text and "{customer" not in text:
+            assert charges.memo_keys is not None  # the memo is what is tested here
+        memoised = _outcome(rules.book_with_rules(bts, client, ruleset))
+        again = _outcome(rules.book_with_rules(bts, client, ruleset))  # answered from the memo
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(rules.Ruleset, "memoise", False)
+            plain_set = rules.Ruleset(
+                ruleset.files, ruleset.accounts, ruleset.account_name, ruleset.tz, "test"
+            )
+            assert plain_set.candidates("charge").memo_keys is None
+            plain = _outcome(rules.book_with_rules(bts, client, plain_set))
+        assert memoised == plain
+        assert again == plain
+        for one in bts:
+            why = rules.apply_rules(booking.book(one, client), one, ruleset)[1]
+            assert (
+                why.party == rules.apply_rules(booking.book(one, client), one, plain_set)[1].party
+            )
