@@ -250,18 +250,46 @@ _LINE_ID_BYTES = re.compile(rb'"id":"(txn_[^"]*)"')
 
 def _read_archive_fast(path: Path, skip_ids: Container[str]) -> list[dict[str, Any]] | None:
     """The rows of an archive file, read as bytes and parsed by orjson line by line; None when
-    a line is not valid JSON (or not UTF-8), for the text reader to word the refusal.
-
-    The hot loop of reading a big history: no decoding pass, no per-line ``where`` text unless
-    a row needs the full check (``bt_check.common_shape``), which then raises as usual.
-    """
+    a line is not valid JSON (or not UTF-8), for the text reader to word the refusal."""
     rows: list[dict[str, Any]] = []
-    append = rows.append
+    try:
+        for chunk in _fast_chunks(path, skip_ids, 1 << 62):
+            rows += chunk
+    except NotFastReadable:
+        return None
+    return rows
+
+
+class NotFastReadable(Exception):
+    """An archive line the bytes reader cannot parse (not JSON, not UTF-8): the text reader
+    (``read_transactions``) reads the file and words the refusal."""
+
+
+def archive_chunks(path: Path, size: int) -> Iterator[list[dict[str, Any]]] | None:
+    """The rows of an archive file in chunks of ``size`` lines, each row checked as
+    ``read_transactions`` checks it (the same refusals); None for any other kind of file.
+
+    For a big history read and booked chunk by chunk (the importer): each chunk is booked
+    while its rows are still in the CPU caches, and freed before the next is parsed, whose rows
+    then reuse the same memory; reading it all first measured ~20% slower at 100k rows. Raises
+    ``NotFastReadable`` when a line needs the text reader: read the file whole then.
+    """
+    kind = sniff(path)
+    if kind is None or kind.kind != "archive":
+        return None
+    return _fast_chunks(path, frozenset(), size)
+
+
+def _fast_chunks(path: Path, skip_ids: Container[str], size: int) -> Iterator[list[dict[str, Any]]]:
+    """The hot loop of reading a big history: no decoding pass, no per-line ``where`` text
+    unless a row needs the full check (``bt_check.common_shape``), which then raises as usual."""
     parse = orjson.loads
     common = common_shape
     with open(path, "rb") as f, heap.quiet_gc():  # parsed rows have no cycles
         f.readline()  # the header
         lineno = 1
+        rows: list[dict[str, Any]] = []
+        append = rows.append
         for line in f:
             lineno += 1
             if skip_ids:
@@ -271,15 +299,20 @@ def _read_archive_fast(path: Path, skip_ids: Container[str]) -> list[dict[str, A
                         if m.group(1).decode("utf-8") in skip_ids:
                             continue
                     except UnicodeDecodeError:
-                        return None
+                        raise NotFastReadable from None
             try:
                 obj = parse(line)
             except orjson.JSONDecodeError:
                 if line.isspace():
                     continue  # a blank line, as the text reader skips it
-                return None
+                raise NotFastReadable from None
             append(obj if common(obj) else _check_bt(obj, f"{path}:{lineno}"))
-    return rows
+            if len(rows) >= size:
+                yield rows
+                rows = []
+                append = rows.append
+        if rows:
+            yield rows
 
 
 def _check_bt(obj: Any, where: str) -> dict[str, Any]:

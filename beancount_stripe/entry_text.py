@@ -30,6 +30,7 @@ _Commodity = data.Commodity
 _Balance = data.Balance
 _META_IGNORE = frozenset({"filename", "lineno"})
 _UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_CURRENCIES_SEEN: set[str] = set()  # currencies already found to start with a capital letter
 
 
 class _Fallback(Exception):
@@ -102,24 +103,43 @@ def _number(number: Decimal) -> str:
 def _meta(meta: Mapping[str, Any] | None, prefix: str) -> str:
     if not meta:
         return ""
-    out = []
+    out: list[str] = []
+    _meta_lines(meta, prefix, out)
+    return "".join(out)
+
+
+# prefix -> metadata key -> the line's start ("  key: "), or "" for a key not written
+_HEADS: dict[str, dict[str, str]] = {}
+_HEADS_MAX = 1024  # keys remembered per prefix (a ledger has a few dozen)
+
+
+def _meta_lines(meta: Mapping[str, Any], prefix: str, out: list[str]) -> None:
+    """Append the lines of ``meta`` to ``out``; a key's line start is built once per run."""
+    heads = _HEADS.get(prefix)
+    if heads is None:
+        heads = _HEADS[prefix] = {}
+    append = out.append
     for key, value in meta.items():
-        if key in _META_IGNORE or key.startswith("__"):
+        head = heads.get(key)
+        if head is None:
+            head = "" if key in _META_IGNORE or key.startswith("__") else f"{prefix}{key}: "
+            if len(heads) < _HEADS_MAX:
+                heads[key] = head
+        if not head:
             continue
         kind = type(value)
         if kind is str:
             if '"' in value or "\\" in value:
                 value = _escape(value)
-            out.append(f'{prefix}{key}: "{value}"\n')
+            append(f'{head}"{value}"\n')
         elif kind is Decimal or kind is datetime.date or kind is Amount:
-            out.append(f"{prefix}{key}: {value}\n")
+            append(f"{head}{value}\n")
         elif kind is bool:
-            out.append(f"{prefix}{key}: {'TRUE' if value else 'FALSE'}\n")
+            append(f"{head}{'TRUE' if value else 'FALSE'}\n")
         elif value is None:
-            out.append(f"{prefix}{key}: \n")
+            append(f"{head}\n")
         else:
             raise _Fallback  # subclasses, enums, dicts, invalid values: the printer decides
-    return "".join(out)
 
 
 def _transaction(entry: data.Transaction, dates: dict[datetime.date, str] | None = None) -> str:
@@ -133,20 +153,19 @@ def _transaction(entry: data.Transaction, dates: dict[datetime.date, str] | None
         if type(posting) is not _Posting:
             raise _Fallback
         account, units, cost, price, posting_flag, posting_meta = posting
-        if (
-            cost is not None
-            or price is not None
-            or posting_meta
-            or type(units) is not Amount
-            or type(units[0]) is not Decimal
-        ):
+        if cost is not None or price is not None or posting_meta or type(units) is not Amount:
             raise _Fallback
         number, cur = units
-        if not cur or cur[0] not in _UPPER:
-            raise _Fallback
+        if type(number) is not Decimal or cur not in _CURRENCIES_SEEN:
+            if type(number) is not Decimal or not cur or cur[0] not in _UPPER:
+                raise _Fallback
+            if len(_CURRENCIES_SEEN) < 1024:
+                _CURRENCIES_SEEN.add(cur)
         if posting_flag:
             account = f"{posting_flag} {account}"
-        number = _number(number)
+        number = str(number)  # ``_number``, inline
+        if "E" in number:
+            number = f"{units[0]:f}"
         if len(account) > width_account:
             width_account = len(account)
         if len(number) > width_number:
@@ -179,7 +198,9 @@ def _transaction(entry: data.Transaction, dates: dict[datetime.date, str] | None
         day = dates.get(date)  # type: ignore[assignment]
         if day is None:
             day = dates[date] = date.isoformat()
-    lines = [f"{day} {flag or ''} {words}\n", _meta(meta, "  ")]
+    lines = [f"{day} {flag or ''} {words}\n"]
+    if meta:
+        _meta_lines(meta, "  ", lines)
     for account, number, cur in rows:
         lines.append(f"  {account.ljust(width_account)}  {number.rjust(width_number)} {cur}\n")
     return "".join(lines)

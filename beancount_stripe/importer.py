@@ -108,10 +108,17 @@ class BalanceTransactionImporter(beangulp.Importer):
 
     def _extract(self, filepath: str, existing: data.Entries) -> data.Entries:
         try:
-            bts = archive.read_transactions(Path(filepath))
-            booked = _stripe_ids(existing)
             # Capital CSV rows booked before their balance transaction are that money already.
             scanned = capital.scanned_from_entries(existing)
+        except BeancountStripeError as err:
+            raise ImportFileError.wrap(err) from None
+        if not scanned:
+            chunked = self._extract_in_chunks(filepath)
+            if chunked is not None:
+                return chunked
+        try:
+            bts = archive.read_transactions(Path(filepath))
+            booked = _stripe_ids(existing)
             covered: set[str] = set()
             if scanned:
                 fresh = [bt for bt in bts if bt["id"] not in booked]
@@ -124,6 +131,33 @@ class BalanceTransactionImporter(beangulp.Importer):
         for entry in out if covered else ():
             if entry.meta.get("stripe_id") in covered:
                 entry.meta[DUPLICATE] = True  # booked by a Capital CSV entry, without its id
+        return out
+
+    def _extract_in_chunks(self, filepath: str) -> data.Entries | None:
+        """An archive file booked chunk by chunk (``archive.archive_chunks``: ~20% faster for a
+        big file); None when the file must be read whole: not an archive, in an order booking
+        does not keep (its entries sort by date, created, id), or anything refused or failing,
+        so that the whole-file path words the refusal exactly as it always did."""
+        try:
+            chunks = archive.archive_chunks(Path(filepath), _CHUNK)
+            if chunks is None:
+                return None
+            out: list[data.Transaction] = []
+            ruleset = None
+            last: tuple[Any, ...] = ()
+            for chunk in chunks:
+                if ruleset is None:
+                    ruleset = rules.ruleset_for(self.client)
+                pairs = rules.book_with_rules(chunk, self.client, ruleset, filename=filepath)
+                if not pairs:
+                    continue
+                first = _sort_key(pairs[0][0], chunk)
+                if first < last:
+                    return None  # a chunk sorts before the one read before it: read it whole
+                last = _sort_key(pairs[-1][0], chunk)
+                out += [entry for entry, _why in pairs]
+        except Exception:  # the whole-file path raises it (or books the file) as it always did
+            return None
         return out
 
     def deduplicate(self, entries: data.Entries, existing: data.Entries) -> None:
@@ -139,6 +173,18 @@ class BalanceTransactionImporter(beangulp.Importer):
             target = by_id.get(str(entry.meta.get("stripe_id", "")))
             if target is not None and target is not entry and not entry.meta.get(DUPLICATE):
                 entry.meta[DUPLICATE] = target
+
+
+_CHUNK = 256  # archive lines booked at a time (bench_booking: 256 and 1,000 ~equal, 4,000 slower)
+
+
+def _sort_key(entry: data.Transaction, chunk: list[dict[str, Any]]) -> tuple[Any, ...]:
+    """``booking.book_all``'s sort key (date, created, id) of a booked entry of ``chunk``."""
+    txn_id = entry.meta["stripe_id"]
+    for bt in chunk:
+        if bt["id"] == txn_id:
+            return (entry.date, bt["created"], txn_id)
+    raise LookupError(txn_id)  # not booked from this chunk: cannot happen
 
 
 def _summarized(

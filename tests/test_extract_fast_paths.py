@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from beancount_stripe import archive, booking, bt_check
+from beancount_stripe import archive, booking, bt_check, importer, ledger
+from beancount_stripe.config import ClientConfig, KeySource, make_accounts
 from beancount_stripe.errors import BeancountStripeError
 
 GOLDEN = json.loads((Path(__file__).parent / "booking" / "golden_bts.json").read_text())
@@ -142,3 +143,64 @@ def test_the_last_local_day_memo_gives_zoneinfos_dates(zone: str) -> None:
         created += rng.randint(1, 30_000)
         checked += 1
     assert checked > 10_000
+
+
+def _client(tmp_path: Path) -> ClientConfig:
+    rules_file = Path(__file__).resolve().parent.parent / "config" / "rules.yaml"
+    return ClientConfig(
+        id="c",
+        name="C",
+        stripe_account="acct_1",
+        key=KeySource("env", "UNUSED"),
+        ledger=tmp_path / "ledger.beancount",
+        output=tmp_path / "stripe.beancount",
+        archive_dir=tmp_path / "archive",
+        timezone="Europe/Berlin",
+        accounts=make_accounts("C"),
+        shared_rules=(rules_file,),
+    )
+
+
+def _extract(client: ClientConfig, path: Path) -> tuple[str, str]:
+    try:
+        entries = importer.BalanceTransactionImporter(client).extract(str(path), [])
+    except Exception as err:  # what the whole-file path raises, the chunked one must too
+        return type(err).__name__, str(err)
+    return "text", ledger.format_entries(entries)
+
+
+@pytest.mark.parametrize("case", ["plain", "unordered", "not json", "bad row", "not utf8"])
+def test_extract_in_chunks_books_and_refuses_like_the_whole_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    """Chunks of 3 lines (GOLDEN has more): the same text, the same refusal, as reading whole."""
+    ordered = sorted(GOLDEN, key=lambda bt: (bt["created"], bt["id"]))
+    if case == "unordered":  # later transactions first: chunks sort before their predecessors
+        ordered.reverse()
+    rows = [json.dumps(bt, sort_keys=True) for bt in ordered]
+    if case == "not json":
+        rows[-2] = rows[-2][:-5]
+    elif case == "bad row":
+        rows[-1] = json.dumps(dict(ordered[-1], net=1))
+    path = _archive(tmp_path, rows)
+    if case == "not utf8":
+        path.write_bytes(path.read_bytes().replace(b'"txn_', b'"txn_\xff', 1))
+    client = _client(tmp_path)
+    monkeypatch.setattr(importer, "_CHUNK", 3)
+    taken: list[bool] = []
+    chunked = importer.BalanceTransactionImporter._extract_in_chunks
+
+    def spy(self: importer.BalanceTransactionImporter, filepath: str) -> Any:
+        result = chunked(self, filepath)
+        taken.append(result is not None)
+        return result
+
+    monkeypatch.setattr(importer.BalanceTransactionImporter, "_extract_in_chunks", spy)
+    got = _extract(client, path)
+    monkeypatch.setattr(importer.BalanceTransactionImporter, "_extract_in_chunks", lambda *_: None)
+    assert got == _extract(client, path)
+    assert taken == [case == "plain"], taken
+    if case == "plain":
+        assert got[0] == "text" and got[1].count("stripe_id") == len(GOLDEN)
+    else:
+        assert got[0] != "text" or case == "unordered"
