@@ -253,14 +253,7 @@ def book_all(
     bts: Iterable[Mapping[str, Any]], client: ClientConfig, filename: str = DEFAULT_FILENAME
 ) -> list[data.Transaction]:
     """Book many balance transactions, sorted by (date, created, id) so output is stable."""
-    ctx = _context(client)
-    keyed = []
-    memo = _Memo()
-    for bt in bts:
-        entry = _book(bt, ctx, filename, memo)
-        keyed.append((entry.date, bt["created"], bt["id"], entry))
-    keyed.sort(key=_SORT_KEY)
-    return [item[3] for item in keyed]
+    return [entry for entry, _bt in book_pairs(bts, client, filename)]
 
 
 def balance_assertions(
