@@ -21,6 +21,7 @@ import argparse
 import datetime
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -166,7 +167,7 @@ def scripts(quick: bool, jobs: int, memory_sizes: str) -> dict[str, list[str]]:
     }
 
 
-def table(figures: dict[str, dict[str, Any]], commands: list[str], when: str) -> str:
+def table(figures: dict[str, dict[str, Any]], commands: list[list[str]], when: str) -> str:
     """The section written at the top of RESULTS.md."""
     lines = [
         START,
@@ -176,7 +177,7 @@ def table(figures: dict[str, dict[str, Any]], commands: list[str], when: str) ->
         "baseline measured in the same run (2 shared cores: compare within the run).",
         "Commands:",
         "",
-        *[f"- `python bench/{c}`" for c in commands],
+        *[f"- `python bench/{shlex.join(c)}`" for c in commands],
         "",
         "| measurement | ours | baseline, same run | target | met? |",
         "|---|---|---|---|---|",
@@ -242,7 +243,7 @@ def main() -> None:
             f = json.loads(line)
             figures[f["key"]] = f
     when = datetime.date.today().isoformat()
-    section = table(figures, [" ".join(c) for c in chosen.values()], when)
+    section = table(figures, list(chosen.values()), when)
     print("\n" + section)
     if args.quick or args.only:
         print("\n(--quick/--only: RESULTS.md left as it was)")
