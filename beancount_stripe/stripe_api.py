@@ -524,7 +524,8 @@ class StripeGateway:
             raise StripeUnavailableError(
                 f"{what} kept failing after {self.max_retries} retries: {_msg(error)}",
                 where=f"client {self.client_id} ({self.api_base})",
-                fix="try again later; nothing was written, the next sync resumes",
+                fix="try again later; the books were not changed, and the next sync resumes "
+                "where this one stopped",
             ) from None
         delay = min(self.backoff * 2 ** (attempt - 1), 8.0)
         self._sleep(random.uniform(delay / 2, delay))
