@@ -27,7 +27,7 @@ from typing import IO, Any
 import orjson
 
 from beancount_stripe import heap
-from beancount_stripe.atomic import _fsync_dir, write_atomic, write_error
+from beancount_stripe.atomic import replace_atomic, write_atomic, write_error
 from beancount_stripe.bt_check import check_bt, common_shape
 from beancount_stripe.errors import InputFileError, LedgerError
 
@@ -543,23 +543,7 @@ def _write_lines_atomic(path: Path, lines: Callable[[], Iterable[bytes]]) -> boo
     held whole: False, and nothing written, if the file already holds exactly these bytes."""
     if _same_bytes(path, lines()):
         return False
-    tmp: str | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.writelines(lines())
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o644)
-        os.replace(tmp, path)
-    except BaseException as e:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise write_error(path, e) from None
-        raise
-    _fsync_dir(path.parent)
+    replace_atomic(path, lambda f: f.writelines(lines()))
     return True
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from beancount_stripe.errors import LedgerError
 
@@ -26,18 +28,25 @@ def write_atomic(path: Path, text: str) -> bool:
         pass
     except OSError as e:
         raise write_error(path, e) from None
+    replace_atomic(path, lambda f: f.write(data))
+    return True
+
+
+def replace_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write ``path`` anew through ``write(f)`` on a temp file beside it, then fsync and rename.
+
+    The one recipe behind every writer here (whole texts, archive lines, the booking spool), so
+    each gets the same crash safety, file mode and error wording.
+    """
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        else:
-            os.chmod(tmp, 0o644)
+        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o644)
         os.replace(tmp, path)
     except BaseException as e:
         if tmp is not None:
@@ -46,7 +55,6 @@ def write_atomic(path: Path, text: str) -> bool:
             raise write_error(path, e) from None
         raise
     _fsync_dir(path.parent)
-    return True
 
 
 def write_error(path: Path, error: OSError) -> LedgerError:

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from beancount_stripe.atomic import _fsync_dir, write_error
+from beancount_stripe.atomic import replace_atomic, write_error
 
 
 class Spool:
@@ -86,35 +86,27 @@ class Spool:
             old = None
         except OSError as e:
             raise write_error(path, e) from None
-        tmp: str | None = None
+
+        def write(raw: IO[bytes]) -> None:
+            f = io.TextIOWrapper(raw, encoding="utf-8")
+            _copy_old(old, header, f)
+            # ledger.append: "\n" + each block with exactly one trailing newline
+            for part in [*before, None, *after]:
+                if part is None and self._empty:
+                    continue
+                f.write("\n")
+                if part is None:
+                    self._copy_entries(f)
+                else:
+                    f.write(part.rstrip("\n") + "\n")
+            f.flush()
+            f.detach()  # the temp file stays open for replace_atomic's fsync
+
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                _copy_old(old, header, f)
-                # ledger.append: "\n" + each block with exactly one trailing newline
-                for part in [*before, None, *after]:
-                    if part is None and self._empty:
-                        continue
-                    f.write("\n")
-                    if part is None:
-                        self._copy_entries(f)
-                    else:
-                        f.write(part.rstrip("\n") + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-            os.chmod(tmp, mode)
-            os.replace(tmp, path)
-        except BaseException as e:
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
-            if isinstance(e, OSError):
-                raise write_error(path, e) from None
-            raise
+            replace_atomic(path, write)
         finally:
             if old is not None:
                 old.close()
-        _fsync_dir(path.parent)
         return True
 
     def _copy_entries(self, out: IO[str]) -> None:
