@@ -47,11 +47,9 @@ import figures as handed
 from live_rules import client_rules, live_count
 
 REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "bench" / "RESULTS.md"
 DEFAULT_RULES = REPO / "config" / "rules.yaml"
 ACCOUNT = "acct_1BenchBooking001"
 CURRENCIES = ("usd", "eur", "jpy", "bhd")
-START, END = "<!-- bench_booking: start -->", "<!-- bench_booking: end -->"
 
 
 def history(size: int, seed: int, cache: Path) -> tuple[Path, Path, list[dict[str, Any]]]:
@@ -265,9 +263,9 @@ def figures(n: int, t: dict[str, float], live: int, total: int, matched: float) 
 
 
 def write_results(n: int, args: argparse.Namespace, report: list[str]) -> None:
-    section = "\n".join(
+    handed.write_section(
+        "bench_booking",
         [
-            START,
             "## Booking and writing (bench/bench_booking.py)",
             "",
             f"`python bench/bench_booking.py --size {n} --seed {args.seed} --repeat "
@@ -280,17 +278,8 @@ def write_results(n: int, args: argparse.Namespace, report: list[str]) -> None:
             "```",
             *report,
             "```",
-            END,
-        ]
+        ],
     )
-    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    if START in old and END in old:
-        head, rest = old.split(START, 1)
-        new = head + section + rest.split(END, 1)[1]
-    else:
-        new = old.rstrip("\n") + "\n\n" + section + "\n"
-    RESULTS.write_text(new, encoding="utf-8")
-    print(f"wrote its section of {RESULTS.relative_to(REPO)}")
 
 
 if __name__ == "__main__":

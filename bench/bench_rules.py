@@ -39,12 +39,11 @@ from beancount_stripe.config import ClientConfig, KeySource, make_accounts
 from beancount_stripe.simulator import generate_history
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import figures
 from live_rules import client_rules, live_count
 
 REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "bench" / "RESULTS.md"
 DEFAULT_RULES = REPO / "config" / "rules.yaml"
-START, END = "<!-- bench_rules: start -->", "<!-- bench_rules: end -->"
 BASELINE = "_rules_baseline"
 PRODUCTS = [
     "House Blend 1kg",
@@ -250,9 +249,9 @@ def main() -> None:
 
 
 def write_results(args: argparse.Namespace, lines: list[str]) -> None:
-    section = "\n".join(
+    figures.write_section(
+        "bench_rules",
         [
-            START,
             "## Rules engine (bench/bench_rules.py)",
             "",
             f"`python bench/bench_rules.py --size {args.size} --rules {args.rules} --seed "
@@ -264,17 +263,8 @@ def write_results(args: argparse.Namespace, lines: list[str]) -> None:
             "```",
             *lines,
             "```",
-            END,
-        ]
+        ],
     )
-    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    if START in old and END in old:
-        head, rest = old.split(START, 1)
-        new = head + section + rest.split(END, 1)[1]
-    else:
-        new = old.rstrip("\n") + "\n\n" + section + "\n"
-    RESULTS.write_text(new, encoding="utf-8")
-    print(f"wrote its section of {RESULTS.relative_to(REPO)}")
 
 
 if __name__ == "__main__":

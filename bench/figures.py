@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 __all__ = ["record"]
@@ -27,3 +28,27 @@ def record(key: str, value: float, unit: str, **context: Any) -> None:
     line = json.dumps({"key": key, "value": value, "unit": unit, **context}, sort_keys=True)
     with open(path, "a", encoding="utf-8") as out:
         out.write(line + "\n")
+
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def write_section(name: str, body: list[str], *, at_top: bool = False) -> None:
+    """Put ``body`` between ``<!-- name: start -->`` and ``<!-- name: end -->`` in RESULTS.md.
+
+    Replaces the script's earlier section in place; a new one goes at the end (or just under the
+    title with ``at_top``), so each script rewrites only its own figures.
+    """
+    start, end = f"<!-- {name}: start -->", f"<!-- {name}: end -->"
+    section = "\n".join([start, *body, end])
+    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
+    if start in old and end in old:
+        head, rest = old.split(start, 1)
+        new = head + section + rest.split(end, 1)[1]
+    elif at_top:
+        title, _, rest = old.partition("\n")
+        new = f"{title}\n\n{section}\n{rest}"
+    else:
+        new = old.rstrip("\n") + "\n\n" + section + "\n"
+    RESULTS.write_text(new, encoding="utf-8")
+    print(f"wrote its section of bench/{RESULTS.name}")

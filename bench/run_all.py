@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import figures as handed
+
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "RESULTS.md"
-START, END = "<!-- run_all: start -->", "<!-- run_all: end -->"
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,6 @@ def scripts(quick: bool, jobs: int, memory_sizes: str) -> dict[str, list[str]]:
 def table(figures: dict[str, dict[str, Any]], commands: list[list[str]], when: str) -> str:
     """The section written at the top of RESULTS.md."""
     lines = [
-        START,
         "## Big accounts at a glance (bench/run_all.py, issue 10)",
         "",
         f"`python bench/run_all.py` on {when}: every row measured in this one run, each beside its",
@@ -192,19 +191,7 @@ def table(figures: dict[str, dict[str, Any]], commands: list[list[str]], when: s
         lines.append(f"| {name} | {row.show(f)} | {row.baseline(f)} | {row.target} | {met} |")
     if any(f.get("earlier") for f in figures.values()):
         lines += ["", "† measured in a separate, earlier run of the same script (`--earlier`)."]
-    lines.append(END)
     return "\n".join(lines)
-
-
-def write_section(section: str) -> None:
-    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    if START in old and END in old:
-        head, rest = old.split(START, 1)
-        new = head + section + rest.split(END, 1)[1]
-    else:
-        title, _, body = old.partition("\n")
-        new = f"{title}\n\n{section}\n{body}"
-    RESULTS.write_text(new, encoding="utf-8")
 
 
 def main() -> None:
@@ -248,8 +235,7 @@ def main() -> None:
     if args.quick or args.only:
         print("\n(--quick/--only: RESULTS.md left as it was)")
     else:
-        write_section(section)
-        print(f"\nwrote the table into {RESULTS.relative_to(HERE.parent)}")
+        handed.write_section("run_all", section.split("\n"), at_top=True)
 
 
 if __name__ == "__main__":
