@@ -461,6 +461,7 @@ class PayoutStore(MutableMapping[str, dict[str, Any]]):
         self._at: dict[str, tuple[bool, int, int, tuple[Any, str]]] = {}
         self._canonical = False  # the file's lines are as ``dumps`` writes them (once written)
         self._spill: IO[bytes] | None = None
+        self._file: IO[bytes] | None = None
         if not self._path.exists():
             return
         offset = 0
@@ -497,9 +498,10 @@ class PayoutStore(MutableMapping[str, dict[str, Any]]):
             assert self._spill is not None
             self._spill.seek(offset)
             return self._spill.read(length)
-        with open(self._path, "rb") as f:
-            f.seek(offset)
-            return f.read(length)
+        if self._file is None:  # one handle for all reads until the next write
+            self._file = open(self._path, "rb")  # noqa: SIM115 - closed with the store
+        self._file.seek(offset)
+        return self._file.read(length)
 
     def write(self, header: str) -> bool:
         """Write ``header`` and every record, sorted by (created, id); True if bytes changed."""
@@ -524,9 +526,10 @@ class PayoutStore(MutableMapping[str, dict[str, Any]]):
         return changed
 
     def close(self) -> None:
-        if self._spill is not None:
-            self._spill.close()
-            self._spill = None
+        for f in (self._spill, self._file):
+            if f is not None:
+                f.close()
+        self._spill = self._file = None
 
 
 def _payout_bytes(record: Mapping[str, Any]) -> bytes:

@@ -229,7 +229,7 @@ _rate_limit_option = click.option(
 @click.option(
     "-j",
     "--jobs",
-    type=click.IntRange(1, 64),
+    type=click.IntRange(1, 256),
     default=1,
     show_default=True,
     help="Sync this many clients at once, each under its own rate limit (output stays in order).",

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import stripe
 
 from beancount_stripe import privacy
@@ -29,6 +28,7 @@ from beancount_stripe.errors import (
     StripeAccessError,
     StripeUnavailableError,
 )
+from beancount_stripe.transport import NOTHING, ParsingTransport, handoff
 
 PAGE_SIZE = 100
 STRIPE_API = "https://api.stripe.com"
@@ -123,35 +123,6 @@ class RateLimiter:
             time.sleep(delay)
 
 
-_handoff = threading.local()  # a body _ParsingClient parsed, for the gateway call on this thread
-_NOTHING = object()
-
-
-class _ParsingClient(stripe.RequestsClient):
-    """The SDK's own ``requests`` transport, parsing successful bodies itself with orjson.
-
-    For every response the SDK formats the whole body for its debug log (whatever the log level:
-    ``stripe._util.log_debug`` builds the message before asking the logger) and parses it with
-    ``json`` into OrderedDicts: about 17 ms of the GIL per page of 100 expanded transactions,
-    more than the rate limit leaves per page. ``HTTPClient`` is the SDK's documented extension
-    point; here a 200 body that orjson parses is handed to the gateway call on this thread, and
-    the SDK logs and parses an empty object instead. Anything else (errors, a body orjson refuses)
-    reaches the SDK unchanged, so its retries, error mapping and messages are the same as before.
-    """
-
-    def request(  # type: ignore[override]
-        self, method: str, url: str, headers: Any, post_data: Any = None
-    ) -> tuple[Any, int, Any]:
-        content, status, rheaders = super().request(method, url, headers, post_data)
-        if status == 200 and getattr(_handoff, "want", False):
-            try:
-                _handoff.body = orjson.loads(content)
-            except orjson.JSONDecodeError:
-                return content, status, rheaders
-            return b"{}", status, rheaders
-        return content, status, rheaders
-
-
 class StripeGateway:
     """Read-only access to one Stripe account (directly, or through a Connect platform key)."""
 
@@ -174,7 +145,9 @@ class StripeGateway:
             api_key,
             base_addresses=base,  # type: ignore[arg-type]
             max_network_retries=2,
-            http_client=_ParsingClient(timeout=timeout),
+            http_client=ParsingTransport(
+                api_base=api_base or "https://api.stripe.com", timeout=timeout
+            ),
         )
         self._key_tail = api_key[-4:]
         self.client_id = client_id
@@ -459,13 +432,13 @@ class StripeGateway:
             with self._count_lock:  # windows run in many threads
                 self.request_count += 1
             try:
-                _handoff.want, _handoff.body = True, _NOTHING
+                handoff.want, handoff.body = True, NOTHING
                 try:
                     result = fn()
                 finally:
-                    _handoff.want, body, _handoff.body = False, _handoff.body, None
-                if body is not _NOTHING:
-                    result = body  # parsed by _ParsingClient; the SDK saw `{}`
+                    handoff.want, body, handoff.body = False, handoff.body, None
+                if body is not NOTHING:
+                    result = body  # parsed by the transport; the SDK saw `{}`
                 result = result.to_dict() if hasattr(result, "to_dict") else result
                 if not isinstance(result, dict):
                     raise self._not_stripe(what, f"HTTP 200 with {json_type(result)} as its body")

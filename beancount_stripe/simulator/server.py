@@ -21,6 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import orjson
+
 from .generator import balance_object
 from .index import Query, UnknownCursor
 from .protocol import (  # noqa: F401  (re-exported: tests and the package import them here)
@@ -293,7 +295,10 @@ class _Handler(BaseHTTPRequestHandler):
         return account
 
     def _send(self, status: int, body: Any, headers: dict[str, str], n: int) -> None:
-        payload = (json.dumps(body, indent=2) + "\n").encode("utf-8")
+        try:  # Stripe's own layout (2-space indent); orjson: a tenth of json's time per page
+            payload = orjson.dumps(body, option=orjson.OPT_INDENT_2) + b"\n"
+        except TypeError:  # what orjson refuses (e.g. ints beyond 64 bits), json writes
+            payload = (json.dumps(body, indent=2) + "\n").encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))

@@ -70,7 +70,15 @@ def test_answers_out_of_order_write_the_same_file_and_checkpoints_in_order(
         assert any(d["status"] == 429 for d in jittery.request_details)
     assert archive.payouts_path(client.archive_dir).read_bytes() == serial
     assert result.recorded == len(order)
-    assert len(written) == -(-len(order) // contents.WRITE_EVERY)
+    # Checkpoints: after WRITE_EVERY payouts, then whenever the payouts since the last one reach
+    # WRITE_EVERY and half of all recorded so far (4, 8, 15, 30, ... with WRITE_EVERY = 4).
+    expected, last = [], 0
+    for n in range(1, len(order) + 1):
+        if n - last >= max(contents.WRITE_EVERY, n // 2) or n == len(order):
+            expected.append(n)
+            last = n
+    assert expected[:3] == [4, 8, 15]
+    assert [len(ids) for ids in written] == expected
     for ids in written:
         assert sorted(ids) == sorted(order[: len(ids)]), "a checkpoint skipped an earlier payout"
 
