@@ -12,16 +12,19 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from beancount_stripe import __version__, currency, sync_state
+from beancount_stripe import __version__, cli_jobs, sync_state
+from beancount_stripe.cli_jobs import JOBS_PER_PROCESS
+from beancount_stripe.cli_report import format_report, payouts_line
 from beancount_stripe.config import ClientConfig, Config, check_config, load_config
 from beancount_stripe.errors import BeancountStripeError, ConfigError
-from beancount_stripe.health import Health, ledger_health
+from beancount_stripe.health import ledger_health
 from beancount_stripe.monitor import ClientOutcome
 from beancount_stripe.stripe_api import mask_secrets
 from beancount_stripe.sync import DEFAULT_OVERLAP, SyncReport, fetch_client, sync_client
@@ -232,7 +235,15 @@ _rate_limit_option = click.option(
     type=click.IntRange(1, 256),
     default=1,
     show_default=True,
-    help="Sync this many clients at once, each under its own rate limit (output stays in order).",
+    help="Sync this many clients at once, each under its own rate limit (output stays in order). "
+    f"With {2 * JOBS_PER_PROCESS}+ jobs they are split over worker processes, one per CPU at most.",
+)
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Worker processes that share the --jobs (default: one per CPU once each gets "
+    f"{JOBS_PER_PROCESS} jobs and clients; 1: threads in this process only).",
 )
 @click.option("--check", is_flag=True, help="Also run bean-check on each client's ledger.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary of the run.")
@@ -253,6 +264,7 @@ def sync(
     api_base: str | None,
     rate_limit: float | None,
     jobs: int,
+    processes: int | None,
     check: bool,
     as_json: bool,
     quiet: bool,
@@ -278,26 +290,21 @@ def sync(
     with _errors():
         config = _load(ctx)
         selected = _select(config, clients, all_)
-    bars = _Bars(sys.stderr.isatty() and not as_json and not quiet and jobs == 1)
-
-    def run(client: ClientConfig) -> SyncReport:
-        try:
-            return sync_client(
-                client,
-                dry_run=dry_run,
-                overlap=datetime.timedelta(days=overlap_days),
-                api_base=api_base,
-                progress=bars,
-                rate_limit=rate_limit,
-                via=sync_state.detect_via(),
-            )
-        finally:
-            bars.close()
-
     # Reading the books back (Beancount's loader, about as long as booking 1k transactions) is
     # only needed for what is shown; a quiet run shows something only when a client failed.
     eager = as_json or not quiet or check
-    outcomes = _sync_all(selected, run, check=check, jobs=jobs, health=eager)
+    options = _SyncOptions(
+        config=ctx.obj["config"],
+        dry_run=dry_run,
+        overlap_days=overlap_days,
+        api_base=api_base,
+        rate_limit=rate_limit,
+        via=sync_state.detect_via(),
+        check=check,
+        health=eager,
+        bars=sys.stderr.isatty() and not as_json and not quiet and jobs == 1,
+    )
+    outcomes = _sync_all(selected, options, jobs=jobs, processes=processes)
     code = max((o.exit_status for o in outcomes), default=0)
     if not eager and code:
         for o in outcomes:
@@ -313,7 +320,7 @@ def sync(
                 click.echo(o.report.text)
             click.echo(format_report(o.report, health=o.health, checked=o.checked))
             if not dry_run:
-                click.echo(_payouts_line(o.report.client))
+                click.echo(payouts_line(o.report.client))
     if code and on_failure:
         hidden = [c.key.ref for c in config.clients if c.key.kind == "env"]
         status = monitor.run_hook(on_failure, summary, hide_env=hidden)
@@ -322,32 +329,91 @@ def sync(
     sys.exit(code)
 
 
+@dataclass(frozen=True)
+class _SyncOptions:
+    """What `sync` was asked, as a worker process needs it to sync as this one would."""
+
+    config: str | None
+    dry_run: bool
+    overlap_days: int
+    api_base: str | None
+    rate_limit: float | None
+    via: str
+    check: bool
+    health: bool
+    bars: bool = False
+
+
 def _sync_all(
-    clients: list[ClientConfig],
-    run: Callable[[ClientConfig], SyncReport],
-    *,
-    check: bool,
-    jobs: int,
-    health: bool = True,
+    clients: list[ClientConfig], options: _SyncOptions, *, jobs: int, processes: int | None
 ) -> list[ClientOutcome]:
-    """Sync each client, ``jobs`` at a time; errors print in client order, not finish order."""
+    """Sync each client, ``jobs`` at a time (over worker processes when many); errors print in
+    client order, not finish order."""
     if jobs <= 1 or len(clients) <= 1:
-        return [_sync_one(client, run, check=check, health=health) for client in clients]
+        run = _runner(options)
+        return [
+            _sync_one(client, run, check=options.check, health=options.health) for client in clients
+        ]
+    count = cli_jobs.process_count(jobs, len(clients), processes)
+    if count > 1:
+        per = -(-jobs // count)
+        ids = [c.id for c in clients]
+        results = cli_jobs.run_split(ids, count, _sync_group, options, per)
+    else:
+        results = _sync_threads(clients, options, jobs)
+    outcomes = []
+    for outcome, lines in results:
+        for line in lines:
+            click.secho(line, fg="red", err=True)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _sync_group(
+    ids: list[str], options: _SyncOptions, jobs: int
+) -> list[tuple[ClientOutcome, list[str]]]:
+    """A worker process's share of `sync --jobs N`: its clients, ``jobs`` at a time."""
+    config = load_config(options.config)
+    return _sync_threads([config.client(i) for i in ids], options, jobs)
+
+
+def _sync_threads(
+    clients: list[ClientConfig], options: _SyncOptions, jobs: int
+) -> list[tuple[ClientOutcome, list[str]]]:
+    """Each client's outcome and error lines, synced ``jobs`` at a time in threads."""
+    run = _runner(options)
 
     def held(client: ClientConfig) -> tuple[ClientOutcome, list[str]]:
         _held.lines = []
         try:
-            return _sync_one(client, run, check=check, health=health), _held.lines
+            outcome = _sync_one(client, run, check=options.check, health=options.health)
+            return outcome, _held.lines
         finally:
             _held.lines = None
 
-    outcomes = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for outcome, lines in pool.map(held, clients):
-            for line in lines:
-                click.secho(line, fg="red", err=True)
-            outcomes.append(outcome)
-    return outcomes
+        return list(pool.map(held, clients))
+
+
+def _runner(options: _SyncOptions) -> Callable[[ClientConfig], SyncReport]:
+    """Sync one client as `sync` was asked to."""
+    bars = _Bars(options.bars)
+
+    def run(client: ClientConfig) -> SyncReport:
+        try:
+            return sync_client(
+                client,
+                dry_run=options.dry_run,
+                overlap=datetime.timedelta(days=options.overlap_days),
+                api_base=options.api_base,
+                progress=bars,
+                rate_limit=options.rate_limit,
+                via=options.via,
+            )
+        finally:
+            bars.close()
+
+    return run
 
 
 def _sync_one(
@@ -463,110 +529,6 @@ def _register_show() -> None:  # issue 10: what a summary entry holds (cli_show.
 _register_show()
 
 
-def _payouts_line(client: ClientConfig, entries: Any = None) -> str:
-    """The summary's payouts line (matched / in transit / late), or a warning if unreadable."""
-    from beancount_stripe.cli_payouts import summary_line
-
-    try:
-        return summary_line(client, entries)
-    except BeancountStripeError as e:
-        return click.style(f"  payouts: {mask_secrets(str(e))}", fg="yellow")
-
-
-# -- reporting ----------------------------------------------------------------------------------
-
-
-def _fmt(minor: int, cur: str) -> str:
-    value = currency.to_decimal(minor, cur)
-    return f"{value:,} {cur.upper()}"
-
-
-def format_report(
-    report: SyncReport,
-    ledger_totals: dict[str, Decimal] | None = None,
-    *,
-    health: Health | None = None,
-    checked: bool = False,
-) -> str:
-    """A per-client summary a bookkeeper can read at a glance.
-
-    With ``health`` (the books as Beancount loads them) it shows the tie-out of the clearing
-    account with Stripe's balance, every open `!` entry, and the payouts still in transit.
-    """
-    from beancount_stripe.health import tie_out
-
-    c = report.client
-    mode = "would book" if report.dry_run else "booked"
-    lines = [
-        click.style(f"{c.id}: {c.name} ({c.stripe_account})", bold=True),
-        f"  fetched {report.fetched:,} balance transaction(s) in {report.requests:,} request(s); "
-        f"{mode} {report.booked_count:,} new entr{'y' if report.booked_count == 1 else 'ies'}",
-    ]
-    if report.by_type:
-        ranked = report.by_type.most_common()
-        kinds = ", ".join(f"{t} {n:,}" for t, n in ranked[:8])
-        rest = sum(n for _t, n in ranked[8:])
-        more = f", {rest:,} more in {len(ranked) - 8} other types" if rest else ""
-        lines.append(f"  by type: {kinds}{more}")
-        by_account = report.by_account.most_common()
-        accounts = ", ".join(f"{a} {n:,}" for a, n in by_account[:6])
-        rest = len(by_account) - 6
-        lines.append(f"  by counter-account: {accounts}" + (f", {rest} more" if rest > 0 else ""))
-        lines.extend(_rule_coverage_lines(report))
-    if health is not None and ledger_totals is None:
-        ledger_totals = health.clearing
-    if report.stripe_balance:
-        lines.append(f"  {c.accounts.clearing} per currency (Stripe balance = available+pending):")
-        pending = report.booked if report.dry_run else ()
-        if report.waiting_count:  # summary modes (summary.py)
-            lines.append(
-                f"    ({report.waiting_count:,} transaction(s) wait in the archive for their "
-                "day or payout; counted below)"
-            )
-        for t in tie_out(
-            report.stripe_balance,
-            ledger_totals or {},
-            pending,
-            c.accounts.clearing,
-            waiting=report.waiting,
-        ):
-            stripe_amount = f"{t.stripe:,} {t.currency}"
-            if ledger_totals is not None:
-                mark = (
-                    click.style("✔ ties out", fg="green")
-                    if t.ties_out
-                    else click.style(f"✘ differs by {t.difference:,} {t.currency}", fg="red")
-                )
-                books = f"{t.ledger:,} {t.currency}"
-                lines.append(f"    ledger {books} / Stripe {stripe_amount}  {mark}")
-            else:
-                lines.append(f"    Stripe {stripe_amount}")
-    if report.assertion_date:
-        state = "new" if report.assertions else "already in the ledger"
-        lines.append(f"  balance assertion dated {report.assertion_date} ({state})")
-    if health is not None:
-        lines.append(
-            f"  entries flagged for review (flag !): {health.open_flagged:,} open in the ledger, "
-            f"{report.flagged:,} of them new"
-        )
-        if health.transit:  # the payouts line below counts them; this is the money
-            amounts = ", ".join(f"{t.amount:,} {t.currency}" for t in health.transit)
-            lines.append(f"  on the transit account (no bank entry has cleared it): {amounts}")
-        if checked:
-            lines.append(
-                click.style("  bean-check: clean", fg="green")
-                if not health.errors
-                else click.style("  bean-check: FAILED", fg="red")
-            )
-    else:
-        lines.append(f"  entries flagged for review: {report.flagged:,} (flag !)")
-    for w in report.warnings:
-        lines.append(click.style(f"  warning: {w}", fg="yellow"))
-    if not report.dry_run:
-        lines.append(f"  files changed: {len(report.changed_files)}")
-    return "\n".join(lines)
-
-
 # -- demo -----------------------------------------------------------------------------------------
 
 
@@ -626,7 +588,7 @@ def demo(ctx: click.Context, world: Path | None, fresh: bool) -> None:
                 click.echo(capital_text)
             if bank_text:
                 click.echo(bank_text)
-            click.echo(_payouts_line(client))
+            click.echo(payouts_line(client))
             if ok:
                 click.echo(click.style("  bean-check: clean", fg="green"))
             else:
@@ -701,21 +663,6 @@ def _echo_rules_files(config: Config) -> None:
             f"  rules {_rel(path)}: {len(loaded.rules)} rule(s), {len(loaded.parties)} "
             f"part{'y' if len(loaded.parties) == 1 else 'ies'} ({users})"
         )
-
-
-def _rule_coverage_lines(report: SyncReport) -> list[str]:
-    """One summary line: how many new entries the client's rules categorized, and by which."""
-    if not getattr(report, "rules_files", 0) or not report.booked_count:
-        return []
-    n = report.booked_count
-    pct = report.ruled * 100 / n
-    top = ", ".join(f"{name} {k:,}" for name, k in report.rule_hits.most_common(6))
-    more = len(report.rule_hits) - 6
-    tail = f", {more} more rule(s)" if more > 0 else ""
-    return [
-        f"  rules ({report.rules_files} file(s)): {report.ruled:,} of {n:,} entries categorized "
-        f"by a rule ({pct:.1f}%); by rule: {top}{tail}"
-    ]
 
 
 def _demo_capital(client: ClientConfig) -> tuple[str, int]:

@@ -13,11 +13,11 @@ import click
 from beancount_stripe import currency
 from beancount_stripe.cli import (
     _errors,
-    _fmt,
     _load,
     _rel,
     main,
 )
+from beancount_stripe.cli_report import fmt_money as _fmt
 
 
 @main.group("capital")

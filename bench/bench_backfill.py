@@ -8,15 +8,15 @@ Each figure is printed beside its baseline, measured in the same run (never a ti
 - peak memory (VmHWM) of a full sync at N (and --memory-sizes; in each of --memory-modes), each
   in its own process, vs a process that only json-parses the same archive into memory (what any
   non-streaming tool holds); below 1M, the per-BT slope extrapolated to 1M;
-- 100 clients × 1k BTs with `sync --all --jobs J` vs the biggest client synced alone (and, with
-  --processes P, the same clients split over P CLI processes of J/P jobs each: threads vs
-  processes, measured).
+- 100 clients × 1k BTs with `sync --all --jobs J` (all 100 at once by default; worker processes as
+  the CLI chooses them, or --processes P) vs the biggest client synced alone, and the same run
+  with `--processes 1` (threads in one process only).
 
 The simulator runs in its own process so it does not share the GIL with the client.
 
 Usage: python bench/bench_backfill.py [--size 100000] [--memory-sizes 200000]
        [--memory-modes transaction,daily,payout]
-       [--clients 100 --client-size 1000 --jobs 16 [--processes 2]]
+       [--clients 100 --client-size 1000 --jobs 100 [--processes P]]
        [--skip backfill,memory,clients]
 """
 
@@ -270,7 +270,7 @@ def bench_memory(sizes: list[int], modes: list[str]) -> None:
         )
 
 
-def bench_clients(n: int, size: int, jobs: int, processes: int = 1) -> None:
+def bench_clients(n: int, size: int, jobs: int, processes: int | None = None) -> None:
     print(f"{n} clients x {size:,} BTs, latency {LATENCY:g} s, simulator limit 25/s per account")
     accounts = [
         (f"acct_1BenchClient{i:04d}", f"sk_test_benchClient{i:04d}xx", size) for i in range(n)
@@ -319,21 +319,22 @@ def bench_clients(n: int, size: int, jobs: int, processes: int = 1) -> None:
 
         alone = timed_sync(["c0000"])
         fresh()
-        together = timed_sync(["--all", "--jobs", str(jobs)])
-        split = None
-        if processes > 1:
-            fresh()
-            ids = [f"c{i:04d}" for i in range(n)]
-            per = max(1, jobs // processes)
-            split = timed_sync(
-                *(["--jobs", str(per), *ids[p::processes]] for p in range(processes))
-            )
+        chosen = ["--processes", str(processes)] if processes else []
+        together = timed_sync(["--all", "--jobs", str(jobs), *chosen])
+        fresh()
+        threads = timed_sync(["--all", "--jobs", str(jobs), "--processes", "1"])
         sequential = alone * n
+    how = f"--processes {processes}" if processes else "worker processes: the default"
     line("biggest client alone (CLI, process start included)", f"{alone:.1f} s")
     line(
-        f"all {n} with --jobs {jobs}",
+        f"all {n} with --jobs {jobs} ({how})",
         f"{together:.1f} s",
         f"{together / alone:.2f}x the biggest alone; one by one would take ~{sequential:.0f} s",
+    )
+    line(
+        f"all {n} with --jobs {jobs} --processes 1 (threads only)",
+        f"{threads:.1f} s",
+        f"{threads / alone:.2f}x the biggest alone",
     )
     figures.record(
         "clients",
@@ -342,12 +343,6 @@ def bench_clients(n: int, size: int, jobs: int, processes: int = 1) -> None:
         baseline=alone,
         note=f"{n} clients × {size:,} BTs, --jobs {jobs}",
     )
-    if split is not None:
-        line(
-            f"all {n}: {processes} processes x --jobs {max(1, jobs // processes)}",
-            f"{split:.1f} s",
-            f"{split / alone:.2f}x the biggest alone; {split / together:.2f}x one process",
-        )
 
 
 def main() -> None:
@@ -364,9 +359,9 @@ def main() -> None:
     parser.add_argument("--mode", default="transaction", help=argparse.SUPPRESS)
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--client-size", type=int, default=1000)
-    parser.add_argument("--jobs", type=int, default=16)
+    parser.add_argument("--jobs", type=int, default=100)
     parser.add_argument(
-        "--processes", type=int, default=1, help="also split the clients over this many CLIs"
+        "--processes", type=int, default=None, help="the CLI's --processes (default: its choice)"
     )
     parser.add_argument("--skip", default="", help="backfill,memory,clients")
     parser.add_argument("--child", help=argparse.SUPPRESS)

@@ -6,7 +6,7 @@ writes the section "Big accounts at a glance" at the top of bench/RESULTS.md: ea
 its same-run baseline and the issue's target. The scripts also rewrite or print their own detailed
 sections. Takes roughly 20–40 minutes on 2 cores (the 1M-transaction memory run is most of it).
 
-Usage: python bench/run_all.py [--quick] [--jobs 16] [--memory-sizes 1000000]
+Usage: python bench/run_all.py [--quick] [--jobs 100] [--memory-sizes 1000000]
        [--only booking,summary,backfill] [--earlier FIGURES.jsonl]
 
 ``--quick`` shrinks every size (10k transactions, 10 clients × 300) to check the harness itself;
@@ -197,7 +197,7 @@ def table(figures: dict[str, dict[str, Any]], commands: list[list[str]], when: s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: check the harness")
-    parser.add_argument("--jobs", type=int, default=16, help="--jobs for the many-clients run")
+    parser.add_argument("--jobs", type=int, default=100, help="--jobs for the many-clients run")
     parser.add_argument("--memory-sizes", default="1000000", help="bench_backfill's extra sizes")
     parser.add_argument("--only", default="", help="comma-separated: booking,summary,backfill")
     parser.add_argument("--earlier", type=Path, help="figures recorded by an earlier run")
