@@ -24,7 +24,7 @@ import beangulp
 import beangulp.exceptions
 from beancount.core import data
 
-from beancount_stripe import archive, capital, heap, rules
+from beancount_stripe import archive, capital, heap, privacy, rules
 from beancount_stripe.config import ClientConfig, load_config
 from beancount_stripe.errors import BeancountStripeError, InputFileError
 
@@ -139,7 +139,9 @@ class BalanceTransactionImporter(beangulp.Importer):
         does not keep (its entries sort by date, created, id), or anything refused or failing,
         so that the whole-file path words the refusal exactly as it always did."""
         try:
-            chunks = archive.archive_chunks(Path(filepath), _CHUNK)
+            # the source paths the rules name, scanned before the rules are loaded: never fewer
+            read_paths = privacy.keep_paths_for(rules.rule_paths(self.client))
+            chunks = archive.archive_chunks(Path(filepath), _CHUNK, read_paths=read_paths)
             if chunks is None:
                 return None
             out: list[data.Transaction] = []
