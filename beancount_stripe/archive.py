@@ -28,7 +28,7 @@ import orjson
 
 from beancount_stripe import bt_projection, heap
 from beancount_stripe.atomic import replace_atomic, write_atomic, write_error
-from beancount_stripe.bt_check import check_bt, common_shape
+from beancount_stripe.bt_check import check_bt, common_shape, projected_shape
 from beancount_stripe.errors import InputFileError, LedgerError
 
 HEADER_OBJECT = "beancount_stripe.archive"
@@ -302,6 +302,7 @@ def _fast_chunks(
     parse = orjson.loads
     common = common_shape
     refused = bt_projection.Refused
+    projected = projected_shape
     with open(path, "rb") as f, heap.quiet_gc():  # parsed rows have no cycles
         f.readline()  # the header
         lineno = 1
@@ -324,7 +325,7 @@ def _fast_chunks(
                 except refused:
                     pass
                 else:
-                    if not common(obj):
+                    if not projected(obj):
                         obj = None  # parsed whole below, and refused as without ``project``
             if obj is None:
                 try:

@@ -617,10 +617,30 @@ def book_pairs(
 ) -> list[tuple[data.Transaction, Mapping[str, Any]]]:
     """``book_all``, each entry paired with its BT: the rule engine needs both, in this order."""
     ctx = _context(client)
-    keyed = []
+    pairs: list[tuple[data.Transaction, Mapping[str, Any]]] = []
+    append = pairs.append
     memo = _Memo()
+    # An archive is in (created, id) order, and its dates then rarely go back: when neither
+    # happens the pairs are already in (date, created, id) order, and need no sort keys.
+    in_order = True
+    last_date: Any = datetime.date.min
+    last_created: Any = None
+    last_id: Any = None
     for bt in bts:
         entry = _book(bt, ctx, filename, memo)
-        keyed.append((entry.date, bt["created"], bt["id"], entry, bt))
+        append((entry, bt))
+        if in_order:
+            date, created, txn_id = entry[1], bt["created"], bt["id"]
+            if date == last_date and (
+                created > last_created or (created == last_created and txn_id > last_id)
+            ):
+                last_created, last_id = created, txn_id
+            elif date > last_date:
+                last_date, last_created, last_id = date, created, txn_id
+            else:
+                in_order = False
+    if in_order:
+        return pairs
+    keyed = [(entry.date, bt["created"], bt["id"], entry, bt) for entry, bt in pairs]
     keyed.sort(key=_SORT_KEY)
     return [(item[3], item[4]) for item in keyed]

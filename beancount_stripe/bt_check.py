@@ -115,6 +115,23 @@ def common_shape(obj: Any) -> bool:
     return False
 
 
+_LOW, _HIGH = CREATED_RANGE
+
+
+def projected_shape(obj: dict[str, Any]) -> bool:
+    """``common_shape`` of a row ``bt_projection`` decoded, whose decoder already checked the
+    keys and JSON types: only the values are left to test."""
+    created = obj["created"]
+    return (
+        obj["net"] == obj["amount"] - obj["fee"]
+        and _LOW <= created < _HIGH
+        and obj["currency"] in _KNOWN_CODES
+        and obj.get("object", "balance_transaction") == "balance_transaction"
+        and _id_match(obj["id"]) is not None
+        and obj["type"].strip() != ""
+    )
+
+
 def _check_full(obj: Any, where: str, index: int | None, fix: str) -> dict[str, Any]:
     """``check_bt`` for any object: the tests in the order their refusals are worded."""
     at = f"#{index}" if index is not None else "(no id)"

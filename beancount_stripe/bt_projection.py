@@ -14,8 +14,10 @@ dicts ``orjson.loads`` builds, but keeps of the source only what is read:
 - whatever ``source.…`` path the client's rules name (``privacy.rule_paths``: a text scan that
   only ever keeps more), kept whole from its first key.
 
-The decoder refuses (``msgspec.MsgspecError``) anything outside that common shape, so callers
-parse such a line with the full parser and check it as before. The kept values are what
+The decoder refuses (``msgspec.MsgspecError``) anything outside that common shape: a required
+field missing, a field of another JSON type than ``bt_check.common_shape`` accepts (so that
+``bt_check.projected_shape`` tests only values); callers parse such a line with the full parser
+and check it as before. The kept values are what
 ``json.loads`` returns; the top-level integers must fit 64 bits, as orjson's do.
 tests/test_extract_fast_paths.py compares every rule field and the booked text with the full parse.
 """
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from functools import lru_cache
-from typing import Annotated, Any, TypedDict, Union
+from typing import Annotated, Any, Required, TypedDict, Union
 
 import msgspec
 
@@ -87,14 +89,14 @@ def _decoder(extra: frozenset[tuple[str, ...]]) -> Callable[[bytes], dict[str, A
     if "charge" not in spec:  # a refund's or dispute's charge: a str id, or read like a source
         source["charge"] = Union[str, _typed("Charge", spec), None]  # noqa: UP007
     bt: dict[str, Any] = {
-        "id": str,
+        "id": Required[str],
         "object": str,
-        "amount": _I64,
-        "fee": _I64,
-        "net": _I64,
-        "currency": str,
-        "created": _I64,
-        "type": str,
+        "amount": Required[_I64],
+        "fee": Required[_I64],
+        "net": Required[_I64],
+        "currency": Required[str],
+        "created": Required[_I64],
+        "type": Required[str],
         "description": _TEXT_OR_NULL,
         "reporting_category": _TEXT_OR_NULL,
         "status": _TEXT_OR_NULL,

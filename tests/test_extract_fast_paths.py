@@ -79,6 +79,27 @@ def test_the_common_shape_is_only_ever_what_the_full_check_accepts() -> None:
     assert fast >= len(GOLDEN), "the fast path took none of the well-formed transactions"
 
 
+def test_the_projected_shape_is_only_ever_the_common_shape() -> None:
+    """A row the projection decodes and ``projected_shape`` accepts is, parsed whole, of the
+    common shape (so the full check accepts it too)."""
+    for bt in GOLDEN:
+        bt_check.check_bt(bt, where="warm up")
+    decode = bt_projection.decoder()
+    taken = 0
+    for obj in _variants():
+        line = json.dumps(obj).encode("utf-8")
+        try:
+            small = decode(line)
+        except bt_projection.Refused:
+            continue
+        if bt_check.projected_shape(small):
+            taken += 1
+            assert bt_check.common_shape(json.loads(line)), obj
+        else:
+            assert not bt_check.common_shape(json.loads(line)), obj
+    assert taken >= len(GOLDEN), "the projection took none of the well-formed transactions"
+
+
 def _archive(tmp_path: Path, lines: list[str], newline: str = "\n") -> Path:
     header = {"object": archive.HEADER_OBJECT, "client": "c", "stripe_account": "acct_1"}
     path = tmp_path / "2026-01.jsonl"
