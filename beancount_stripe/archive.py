@@ -260,6 +260,9 @@ def _read_archive_fast(path: Path, skip_ids: Container[str]) -> list[dict[str, A
     return rows
 
 
+_READ_BUFFER = 1 << 16
+
+
 class NotFastReadable(Exception):
     """An archive line the bytes reader cannot parse (not JSON, not UTF-8): the text reader
     (``read_transactions``) reads the file and words the refusal."""
@@ -303,7 +306,8 @@ def _fast_chunks(
     common = common_shape
     refused = bt_projection.Refused
     projected = projected_shape
-    with open(path, "rb") as f, heap.quiet_gc():  # parsed rows have no cycles
+    # 64 KB reads: the default 8 KB buffer made the lines (~1.5 KB each) cost twice as much
+    with open(path, "rb", buffering=_READ_BUFFER) as f, heap.quiet_gc():  # rows have no cycles
         f.readline()  # the header
         lineno = 1
         rows: list[dict[str, Any]] = []
