@@ -6,7 +6,8 @@ read a dozen. Parsing them all and freeing them again was a third of the time of
 path (bench/bench_booking.py). ``decoder`` returns a msgspec decoder that builds the same plain
 dicts ``orjson.loads`` builds, but keeps of the source only what is read:
 
-- every field of the balance transaction itself (Stripe's 16);
+- every field of the balance transaction itself (Stripe's 16), of its fee details the amount,
+  currency and type;
 - of the source, and of the charge a refund or dispute expands: the fields ``booking`` and
   ``rules.fields`` read (``_SOURCE`` below: ids, amount and currency, the payee's name and
   email, the customer, statement descriptors, payment method and card, destination, account,
@@ -50,11 +51,21 @@ _SOURCE: _Spec = {
     "receipt_email": None,
     "statement_descriptor": None,
     "calculated_statement_descriptor": None,
-    "payment_method_details": {"type": None, "card": None},
+    "payment_method_details": {
+        "type": None,
+        "card": {"brand": None, "country": None, "funding": None},
+    },
     "destination": None,
     "account": None,
     "metadata": None,
 }
+
+
+class _FeeDetail(TypedDict, total=False):
+    amount: Any
+    currency: Any
+    type: Any
+
 
 _I64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]  # beyond: the full parser decides
 _TEXT_OR_NULL = Union[str, None]  # noqa: UP007 - msgspec reads typing unions
@@ -101,7 +112,8 @@ def _decoder(extra: frozenset[tuple[str, ...]]) -> Callable[[bytes], dict[str, A
         "reporting_category": _TEXT_OR_NULL,
         "status": _TEXT_OR_NULL,
         "available_on": Union[_I64, None],  # noqa: UP007
-        "fee_details": Union[list, None],  # noqa: UP007
+        # booking reads a fee detail's amount, currency and type (``booking._tax_part``)
+        "fee_details": Union[list[_FeeDetail], None],  # noqa: UP007
         "exchange_rate": Any,
         "balance_type": Any,
         "source": Union[str, TypedDict("Source", source, total=False), None],  # type: ignore[operator]  # noqa: UP007
