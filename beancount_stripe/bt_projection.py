@@ -16,9 +16,9 @@ dicts ``orjson.loads`` builds, but keeps of the source only what is read:
   only ever keeps more), kept whole from its first key.
 
 The decoder refuses (``msgspec.MsgspecError``) anything outside that common shape: a required
-field missing, a field of another JSON type than ``bt_check.common_shape`` accepts (so that
-``bt_check.projected_shape`` tests only values); callers parse such a line with the full parser
-and check it as before. The kept values are what
+field missing, a field of another JSON type than ``bt_check.common_shape`` accepts, or an id,
+``created``, ``type`` or ``object`` it refuses (``bt_check.projected_shape`` tests the rest);
+callers parse such a line with the full parser and check it as before. The kept values are what
 ``json.loads`` returns; the top-level integers must fit 64 bits, as orjson's do.
 tests/test_extract_fast_paths.py compares every rule field and the booked text with the full parse.
 """
@@ -27,9 +27,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from functools import lru_cache
-from typing import Annotated, Any, Required, TypedDict, Union
+from typing import Annotated, Any, Literal, Required, TypedDict, Union
 
 import msgspec
+
+from beancount_stripe.bt_check import CREATED_RANGE, ID_PATTERN
 
 __all__ = ["Refused", "decoder"]
 
@@ -68,6 +70,10 @@ class _FeeDetail(TypedDict, total=False):
 
 
 _I64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]  # beyond: the full parser decides
+# what ``bt_check.common_shape`` tests of these values, tested by the decoder
+_ID = Annotated[str, msgspec.Meta(pattern=rf"^{ID_PATTERN}\Z")]
+_CREATED = Annotated[int, msgspec.Meta(ge=CREATED_RANGE[0], lt=CREATED_RANGE[1])]
+_NOT_BLANK = Annotated[str, msgspec.Meta(pattern=r"\S")]  # ``str.strip`` and ``\s``: one set
 _TEXT_OR_NULL = Union[str, None]  # noqa: UP007 - msgspec reads typing unions
 
 
@@ -100,14 +106,14 @@ def _decoder(extra: frozenset[tuple[str, ...]]) -> Callable[[bytes], dict[str, A
     if "charge" not in spec:  # a refund's or dispute's charge: a str id, or read like a source
         source["charge"] = Union[str, _typed("Charge", spec), None]  # noqa: UP007
     bt: dict[str, Any] = {
-        "id": Required[str],
-        "object": str,
+        "id": Required[_ID],
+        "object": Literal["balance_transaction"],
         "amount": Required[_I64],
         "fee": Required[_I64],
         "net": Required[_I64],
         "currency": Required[str],
-        "created": Required[_I64],
-        "type": Required[str],
+        "created": Required[_CREATED],
+        "type": Required[_NOT_BLANK],
         "description": _TEXT_OR_NULL,
         "reporting_category": _TEXT_OR_NULL,
         "status": _TEXT_OR_NULL,
