@@ -299,9 +299,9 @@ def _fast_chunks(
     """The hot loop of reading a big history: no decoding pass, no per-line ``where`` text
     unless a row needs the full check (``bt_check.common_shape``), which then raises as usual.
 
-    ``project`` (``bt_projection``) parses an ASCII line of the common shape; any other line is
-    parsed whole and checked as without it (an ASCII line is valid UTF-8 however much of it the
-    projection skips)."""
+    ``project`` (``bt_projection``) parses a line of the common shape; any other line is parsed
+    whole and checked as without it. A line is first known to be UTF-8 (ASCII, or decoded once):
+    the projection does not decode what it skips."""
     parse = orjson.loads
     common = common_shape
     refused = bt_projection.Refused
@@ -323,7 +323,7 @@ def _fast_chunks(
                     except UnicodeDecodeError:
                         raise NotFastReadable from None
             obj = None
-            if project is not None and line.isascii():
+            if project is not None and (line.isascii() or _is_utf8(line)):
                 try:
                     obj = project(line)
                 except refused:
@@ -347,6 +347,14 @@ def _fast_chunks(
                 append = rows.append
         if rows:
             yield rows
+
+
+def _is_utf8(line: bytes) -> bool:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _check_bt(obj: Any, where: str) -> dict[str, Any]:

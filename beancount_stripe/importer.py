@@ -139,7 +139,7 @@ class BalanceTransactionImporter(beangulp.Importer):
         does not keep (its entries sort by date, created, id), or anything refused or failing,
         so that the whole-file path words the refusal exactly as it always did."""
         try:
-            # the source paths the rules name, scanned before the rules are loaded: never fewer
+            # the `source.…` paths the client's rules name: the rows keep them (bt_projection)
             read_paths = privacy.keep_paths_for(rules.rule_paths(self.client))
             chunks = archive.archive_chunks(Path(filepath), _CHUNK, read_paths=read_paths)
             if chunks is None:
