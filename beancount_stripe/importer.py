@@ -156,7 +156,7 @@ class BalanceTransactionImporter(beangulp.Importer):
                 first = _sort_key(pairs[0][0], chunk)
                 if first < last:
                     return None  # a chunk sorts before the one read before it: read it whole
-                last = _sort_key(pairs[-1][0], chunk)
+                last = _sort_key(pairs[-1][0], reversed(chunk))  # usually the chunk's last
                 out += [entry for entry, _why in pairs]
         except Exception:  # the whole-file path raises it (or books the file) as it always did
             return None
@@ -180,7 +180,7 @@ class BalanceTransactionImporter(beangulp.Importer):
 _CHUNK = 64  # archive lines booked at a time (bench_booking: 32-64 best, 256 ~8% slower)
 
 
-def _sort_key(entry: data.Transaction, chunk: list[dict[str, Any]]) -> tuple[Any, ...]:
+def _sort_key(entry: data.Transaction, chunk: Iterable[dict[str, Any]]) -> tuple[Any, ...]:
     """``booking.book_all``'s sort key (date, created, id) of a booked entry of ``chunk``."""
     txn_id = entry.meta["stripe_id"]
     for bt in chunk:
