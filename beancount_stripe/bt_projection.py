@@ -19,7 +19,8 @@ The decoder refuses (``msgspec.MsgspecError``) anything outside that common shap
 field missing, a field of another JSON type than ``bt_check.common_shape`` accepts, or an id,
 ``created``, ``type`` or ``object`` it refuses (``bt_check.projected_shape`` tests the rest);
 callers parse such a line with the full parser and check it as before. The kept values are what
-``json.loads`` returns; the top-level integers must fit 64 bits, as orjson's do.
+``json.loads`` returns; a top-level integer beyond a signed 64-bit one is left to the full parser
+(orjson reads those as floats, which the check refuses, as before).
 tests/test_extract_fast_paths.py compares every rule field and the booked text with the full parse.
 """
 
