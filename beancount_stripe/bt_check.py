@@ -21,7 +21,8 @@ from typing import Any
 from beancount_stripe import currency
 from beancount_stripe.errors import CurrencyError, InputFileError
 
-_ID_RE = re.compile(r"txn_[0-9A-Za-z_]+")
+ID_PATTERN = r"txn_[0-9A-Za-z_]+"
+_ID_RE = re.compile(ID_PATTERN)
 REQUIRED = ("id", "amount", "fee", "net", "currency", "created", "type")
 _INTEGERS = ("amount", "fee", "net", "created")
 #: Optional fields booking or rules read: the JSON types each may have besides null.
@@ -113,6 +114,12 @@ def common_shape(obj: Any) -> bool:
         ):
             return True
     return False
+
+
+def projected_shape(obj: dict[str, Any]) -> bool:
+    """``common_shape`` of a row ``bt_projection`` decoded: its decoder checked the keys, the
+    JSON types, the id, ``created``, ``type`` and ``object``; two tests are left."""
+    return obj["net"] == obj["amount"] - obj["fee"] and obj["currency"] in _KNOWN_CODES
 
 
 def _check_full(obj: Any, where: str, index: int | None, fix: str) -> dict[str, Any]:

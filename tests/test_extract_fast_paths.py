@@ -8,6 +8,7 @@ local day gives the date ``zoneinfo`` gives, in zones with odd offsets and DST a
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime
 import json
 import random
@@ -17,9 +18,19 @@ from typing import Any
 
 import pytest
 
-from beancount_stripe import archive, booking, bt_check, importer, ledger
+from beancount_stripe import (
+    archive,
+    booking,
+    bt_check,
+    bt_projection,
+    importer,
+    ledger,
+    privacy,
+    rules,
+)
 from beancount_stripe.config import ClientConfig, KeySource, make_accounts
 from beancount_stripe.errors import BeancountStripeError
+from tests.test_privacy import expanded
 
 GOLDEN = json.loads((Path(__file__).parent / "booking" / "golden_bts.json").read_text())
 ODD_VALUES: list[Any] = [None, True, False, 0, -1, 1.5, "", " ", "x", "usd", [], {}, [1], {"a": 1}]
@@ -66,6 +77,27 @@ def test_the_common_shape_is_only_ever_what_the_full_check_accepts() -> None:
         except BeancountStripeError as err:
             assert (verdict, message) == ("refused", str(err))
     assert fast >= len(GOLDEN), "the fast path took none of the well-formed transactions"
+
+
+def test_the_projected_shape_is_only_ever_the_common_shape() -> None:
+    """A row the projection decodes and ``projected_shape`` accepts is, parsed whole, of the
+    common shape (so the full check accepts it too)."""
+    for bt in GOLDEN:
+        bt_check.check_bt(bt, where="warm up")
+    decode = bt_projection.decoder()
+    taken = 0
+    for obj in _variants():
+        line = json.dumps(obj).encode("utf-8")
+        try:
+            small = decode(line)
+        except bt_projection.Refused:
+            continue
+        if bt_check.projected_shape(small):
+            taken += 1
+            assert bt_check.common_shape(json.loads(line)), obj
+        else:
+            assert not bt_check.common_shape(json.loads(line)), obj
+    assert taken >= len(GOLDEN), "the projection took none of the well-formed transactions"
 
 
 def _archive(tmp_path: Path, lines: list[str], newline: str = "\n") -> Path:
@@ -169,23 +201,47 @@ def _extract(client: ClientConfig, path: Path) -> tuple[str, str]:
     return "text", ledger.format_entries(entries)
 
 
-@pytest.mark.parametrize("case", ["plain", "unordered", "not json", "bad row", "not utf8"])
+_TAKEN = ("plain", "crlf", "rules read the source", "not ascii")
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["plain", "unordered", "not json", "bad row", "not utf8", "not utf8 where unread", "crlf",
+     "huge amount", "rules read the source", "not ascii"],
+)  # fmt: skip
 def test_extract_in_chunks_books_and_refuses_like_the_whole_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
 ) -> None:
     """Chunks of 3 lines (GOLDEN has more): the same text, the same refusal, as reading whole."""
     ordered = sorted(GOLDEN, key=lambda bt: (bt["created"], bt["id"]))
+    ordered = [copy.deepcopy(bt) for bt in ordered]
+    for bt in ordered:  # a field only a rule reads, and one nothing reads
+        if isinstance(bt.get("source"), dict):
+            bt["source"].update(reason="fraudulent", unread="-")
     if case == "unordered":  # later transactions first: chunks sort before their predecessors
         ordered.reverse()
+    elif case == "huge amount":
+        ordered[2].update(amount=2**64 + 1, fee=0, net=2**64 + 1)
+    elif case == "not ascii":
+        ordered[1]["description"] = "Bestellung Nr. 12 für Jürgen"
     rows = [json.dumps(bt, sort_keys=True) for bt in ordered]
     if case == "not json":
         rows[-2] = rows[-2][:-5]
     elif case == "bad row":
         rows[-1] = json.dumps(dict(ordered[-1], net=1))
-    path = _archive(tmp_path, rows)
+    path = _archive(tmp_path, rows, "\r\n" if case == "crlf" else "\n")
     if case == "not utf8":
         path.write_bytes(path.read_bytes().replace(b'"txn_', b'"txn_\xff', 1))
+    elif case == "not utf8 where unread":
+        path.write_bytes(path.read_bytes().replace(b'"unread": "-', b'"unread": "\xff', 1))
     client = _client(tmp_path)
+    if case == "rules read the source":
+        own = tmp_path / "rules.yaml"
+        own.write_text(
+            "rules:\n  - name: fraud\n    when: {source.reason: fraudulent}\n"
+            "    narration: Fraud {source.reason}\n"
+        )
+        client = dataclasses.replace(client, rules=(own,))
     monkeypatch.setattr(importer, "_CHUNK", 3)
     taken: list[bool] = []
     chunked = importer.BalanceTransactionImporter._extract_in_chunks
@@ -199,8 +255,120 @@ def test_extract_in_chunks_books_and_refuses_like_the_whole_file(
     got = _extract(client, path)
     monkeypatch.setattr(importer.BalanceTransactionImporter, "_extract_in_chunks", lambda *_: None)
     assert got == _extract(client, path)
-    assert taken == [case == "plain"], taken
-    if case == "plain":
+    assert taken == [case in _TAKEN], taken
+    if case in _TAKEN:
         assert got[0] == "text" and got[1].count("stripe_id") == len(GOLDEN)
     else:
         assert got[0] != "text" or case == "unordered"
+    if case == "rules read the source":
+        assert got[1].count("Fraud fraudulent") == sum(
+            isinstance(b["source"], dict) for b in GOLDEN
+        )
+
+
+# -- the projection: what booking and rules read, parsed without the rest -------------------------
+
+
+def _source_paths(obj: Any, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    """Every path to a value inside ``obj`` (an expanded source)."""
+    out: set[tuple[str, ...]] = set()
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            out.add((*prefix, key))
+            out |= _source_paths(value, (*prefix, key))
+    return out
+
+
+def _field_values(bt: dict[str, Any], names: list[str], ruleset: Any) -> list[Any]:
+    entry = booking.book(bt, _CLIENT)
+    facts = rules.Facts(bt, entry, ruleset)
+    out = []
+    for name in names:
+        spec = rules.field_spec(name)
+        assert spec is not None, name
+        out.append((name, facts.get(name, spec[1])))
+    return out
+
+
+_CLIENT = _client(Path("/nonexistent"))
+_TAX_CLIENT = dataclasses.replace(
+    _CLIENT, accounts=make_accounts("C", {"fee_tax": "Expenses:C:Stripe:Fee-Tax"})
+)
+
+
+def _variants_of_sources(bts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each expanded charge also with its fallbacks in play: no billing name or email (the
+    customer's, then the receipt email), a statement descriptor unlike the calculated one."""
+    out = []
+    for bt in bts:
+        source = bt.get("source")
+        if not isinstance(source, dict) or source.get("object") != "charge":
+            continue
+        bare = copy.deepcopy(bt)
+        bare["source"]["billing_details"] = {"name": None, "email": None}
+        bare["source"]["customer"] = {"id": "cus_1", "name": "Cust Name", "email": None}
+        bare["source"]["receipt_email"] = "receipt@example.com"
+        bare["source"]["statement_descriptor"] = "OWN DESCRIPTOR"
+        bare["source"]["calculated_statement_descriptor"] = "CALCULATED"
+        out.append(bare)
+        nobody = copy.deepcopy(bare)
+        nobody["source"]["customer"] = None
+        nobody["source"]["statement_descriptor"] = None
+        out.append(nobody)
+    return out
+
+
+def test_the_projection_keeps_every_field_rules_and_booking_read() -> None:
+    """Every rule field, and the booked text, of the projected transaction are the full one's;
+    so is every ``source.…`` path once the rules name it (``privacy.rule_paths``)."""
+    bts = [*GOLDEN, *expanded()]
+    bts += _variants_of_sources(bts)
+    ruleset = rules.ruleset_for(_CLIENT)
+    metadata = {k for bt in bts for k in _sub(bt, "source", "metadata") or {}}
+    metadata |= {k for bt in bts for k in _sub(bt, "source", "charge", "metadata") or {}}
+    paths = set().union(*(_source_paths(bt.get("source")) for bt in bts))
+    assert metadata and len(paths) > 60, "the fixture lacks the fields it tests"
+    # read without the rules naming them: the fields, metadata, and the party ids' source.account
+    names = [*rules.FIELDS, *(f"metadata.{k}" for k in sorted(metadata)), "source.account"]
+    plain = bt_projection.decoder()
+    lines = [archive.dumps(bt).encode("utf-8") for bt in bts]
+    dropped = 0
+    for bt, line in zip(bts, lines, strict=True):
+        small = plain(line)
+        dropped += len(line) - len(archive.dumps(small))
+        assert bt_check.common_shape(small) == bt_check.common_shape(bt)
+        assert _field_values(small, names, ruleset) == _field_values(bt, names, ruleset)
+        for client in (_CLIENT, _TAX_CLIENT):  # the fee tax split reads the fee details
+            assert ledger.format_entries([booking.book(small, client)]) == ledger.format_entries(
+                [booking.book(bt, client)]
+            )
+    assert dropped > 100 * len(bts), "the projection kept everything: it saves nothing"
+    for path in sorted(paths):
+        name = f"source.{'.'.join(path)}"
+        named = bt_projection.decoder(privacy.rule_paths([f"when: {{{name}: x}}"]))
+        for bt, line in zip(bts, lines, strict=True):
+            assert _field_values(named(line), [name], ruleset) == _field_values(bt, [name], ruleset)
+
+
+def _sub(obj: Any, *keys: str) -> Any:
+    for key in keys:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"id":"txn_1","amount":1,"source":{"billing_details":"x"}}',
+        b'{"id":"txn_1","amount":1,"source":{"charge":7}}',
+        b'{"id":"txn_1","amount":1,"source":[]}',
+        b'{"id":"txn_1","amount":9223372036854775808}',
+        b'{"id":"txn_1","amount":true}',
+        b'{"id":"txn_1","description":7}',
+        b'{"id":"txn_1","source":{"x":tru}}',
+    ],
+)
+def test_the_projection_refuses_what_is_not_the_common_shape(line: bytes) -> None:
+    """Refused lines are parsed whole and checked as before (``archive._fast_chunks``)."""
+    with pytest.raises(bt_projection.Refused):
+        bt_projection.decoder()(line)
