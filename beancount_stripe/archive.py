@@ -21,6 +21,7 @@ import re
 import tempfile
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
@@ -286,8 +287,12 @@ def archive_chunks(
     kind = sniff(path)
     if kind is None or kind.kind != "archive":
         return None
-    project = None if read_paths is None else bt_projection.decoder(read_paths)
-    return _fast_chunks(path, frozenset(), size, project)
+    if read_paths is None:
+        return _fast_chunks(path, frozenset(), size)
+    read_paths = tuple(read_paths)
+    return _projected_chunks(
+        path, size, bt_projection.decoder(read_paths), bt_projection.array_decoder(read_paths)
+    )
 
 
 def _fast_chunks(
@@ -302,51 +307,106 @@ def _fast_chunks(
     ``project`` (``bt_projection``) parses a line of the common shape; any other line is parsed
     whole and checked as without it. A line is first known to be UTF-8 (ASCII, or decoded once):
     the projection does not decode what it skips."""
+    # 64 KB reads: the default 8 KB buffer made the lines (~1.5 KB each) cost twice as much
+    with open(path, "rb", buffering=_READ_BUFFER) as f, heap.quiet_gc():  # rows have no cycles
+        f.readline()  # the header
+        yield from _line_chunks(f, path, 1, skip_ids, size, project)
+
+
+def _line_chunks(
+    lines: Iterable[bytes],
+    path: Path,
+    lineno: int,
+    skip_ids: Container[str],
+    size: int,
+    project: Callable[[bytes], dict[str, Any]] | None,
+) -> Iterator[list[dict[str, Any]]]:
+    """``_fast_chunks``' loop over ``lines`` (the first numbered ``lineno + 1``)."""
     parse = orjson.loads
     common = common_shape
     refused = bt_projection.Refused
     projected = projected_shape
-    # 64 KB reads: the default 8 KB buffer made the lines (~1.5 KB each) cost twice as much
+    rows: list[dict[str, Any]] = []
+    append = rows.append
+    for line in lines:
+        lineno += 1
+        if skip_ids:
+            m = _LINE_ID_BYTES.search(line)
+            if m:
+                try:
+                    if m.group(1).decode("utf-8") in skip_ids:
+                        continue
+                except UnicodeDecodeError:
+                    raise NotFastReadable from None
+        obj = None
+        if project is not None and (line.isascii() or _is_utf8(line)):
+            try:
+                obj = project(line)
+            except refused:
+                pass
+            else:
+                if not projected(obj):
+                    obj = None  # parsed whole below, and refused as without ``project``
+        if obj is None:
+            try:
+                obj = parse(line)
+            except orjson.JSONDecodeError:
+                if line.isspace():
+                    continue  # a blank line, as the text reader skips it
+                raise NotFastReadable from None
+            if not common(obj):
+                obj = _check_bt(obj, f"{path}:{lineno}")
+        append(obj)
+        if len(rows) >= size:
+            yield rows
+            rows = []
+            append = rows.append
+    if rows:
+        yield rows
+
+
+def _projected_chunks(
+    path: Path,
+    size: int,
+    project: Callable[[bytes], dict[str, Any]],
+    project_array: Callable[[bytes], list[dict[str, Any]]],
+) -> Iterator[list[dict[str, Any]]]:
+    """``_fast_chunks`` with ``project``, ``size`` lines decoded in one call: the lines joined
+    as one JSON array (``bt_projection.array_decoder``), which holds one row per line exactly
+    when each line is one JSON value. A chunk with any other line (refused, blank, not UTF-8)
+    is read line by line as before (``_line_chunks``), so refusals are worded as before. Saves
+    the per-line Python loop (~0.3 µs of ~4.5 per line, bench_booking)."""
+    refused = bt_projection.Refused
+    projected = projected_shape
     with open(path, "rb", buffering=_READ_BUFFER) as f, heap.quiet_gc():  # rows have no cycles
         f.readline()  # the header
         lineno = 1
-        rows: list[dict[str, Any]] = []
-        append = rows.append
-        for line in f:
-            lineno += 1
-            if skip_ids:
-                m = _LINE_ID_BYTES.search(line)
-                if m:
-                    try:
-                        if m.group(1).decode("utf-8") in skip_ids:
-                            continue
-                    except UnicodeDecodeError:
-                        raise NotFastReadable from None
-            obj = None
-            if project is not None and (line.isascii() or _is_utf8(line)):
+        while True:
+            lines = list(islice(f, size))
+            if not lines:
+                return
+            joined = lines.copy()
+            joined[0] = b"[" + joined[0]
+            joined[-1] += b"]"
+            block = b",".join(joined)
+            rows = None
+            if block.isascii() or _is_utf8(block):
                 try:
-                    obj = project(line)
+                    rows = project_array(block)
                 except refused:
                     pass
                 else:
-                    if not projected(obj):
-                        obj = None  # parsed whole below, and refused as without ``project``
-            if obj is None:
-                try:
-                    obj = parse(line)
-                except orjson.JSONDecodeError:
-                    if line.isspace():
-                        continue  # a blank line, as the text reader skips it
-                    raise NotFastReadable from None
-                if not common(obj):
-                    obj = _check_bt(obj, f"{path}:{lineno}")
-            append(obj)
-            if len(rows) >= size:
+                    if len(rows) != len(lines) or not all(map(projected, rows)):
+                        rows = None
+            if rows is None:
+                rows = [
+                    row
+                    for chunk in _line_chunks(lines, path, lineno, (), 1 << 62, project)
+                    for row in chunk
+                ]
+            lineno += len(lines)
+            if rows:
                 yield rows
-                rows = []
-                append = rows.append
-        if rows:
-            yield rows
 
 
 def _is_utf8(line: bytes) -> bool:

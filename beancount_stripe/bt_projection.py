@@ -99,6 +99,16 @@ def _typed(name: str, spec: _Spec) -> Any:
 
 @lru_cache(maxsize=32)
 def _decoder(extra: frozenset[tuple[str, ...]]) -> Callable[[bytes], dict[str, Any]]:
+    return msgspec.json.Decoder(_bt_type(extra)).decode
+
+
+@lru_cache(maxsize=32)
+def _array_decoder(extra: frozenset[tuple[str, ...]]) -> Callable[[bytes], list[dict[str, Any]]]:
+    return msgspec.json.Decoder(list[_bt_type(extra)]).decode  # type: ignore[misc]
+
+
+@lru_cache(maxsize=32)
+def _bt_type(extra: frozenset[tuple[str, ...]]) -> Any:
     spec = dict(_SOURCE)
     for path in sorted(extra):
         if path and not _covered(spec, path):
@@ -125,10 +135,19 @@ def _decoder(extra: frozenset[tuple[str, ...]]) -> Callable[[bytes], dict[str, A
         "balance_type": Any,
         "source": Union[str, TypedDict("Source", source, total=False), None],  # type: ignore[operator]  # noqa: UP007
     }
-    return msgspec.json.Decoder(TypedDict("BalanceTransaction", bt, total=False)).decode  # type: ignore[operator]
+    return TypedDict("BalanceTransaction", bt, total=False)  # type: ignore[operator]
 
 
 def decoder(extra: Iterable[tuple[str, ...]] = ()) -> Callable[[bytes], dict[str, Any]]:
     """``bytes -> dict`` of an archive line, keeping what booking, rules and the source paths
     ``extra`` (``privacy.rule_paths``) read; raises ``msgspec.MsgspecError`` for any other line."""
     return _decoder(frozenset(tuple(p) for p in extra))
+
+
+def array_decoder(
+    extra: Iterable[tuple[str, ...]] = (),
+) -> Callable[[bytes], list[dict[str, Any]]]:
+    """``decoder``'s for a JSON array of such lines: ``b"[" + b",".join(lines) + b"]"`` decodes
+    to what each line decodes to, in one call, or is refused if any line is refused (or is not
+    exactly one JSON value); the archive reader then takes the lines one by one."""
+    return _array_decoder(frozenset(tuple(p) for p in extra))

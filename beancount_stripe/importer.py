@@ -124,7 +124,7 @@ class BalanceTransactionImporter(beangulp.Importer):
                 fresh = [bt for bt in bts if bt["id"] not in booked]
                 covered = capital.covered_by_capital(fresh, scanned, self.client)
             # booked with this file as the entries' source, as beangulp expects of ``extract``
-            pairs = rules.book_with_rules(bts, self.client, filename=filepath)
+            pairs = rules.book_with_rules(bts, self.client, filename=filepath, explain=False)
         except BeancountStripeError as err:
             raise ImportFileError.wrap(err) from None
         out = [entry for entry, _why in pairs]
@@ -150,7 +150,9 @@ class BalanceTransactionImporter(beangulp.Importer):
             for chunk in chunks:
                 if ruleset is None:
                     ruleset = rules.ruleset_for(self.client)
-                pairs = rules.book_with_rules(chunk, self.client, ruleset, filename=filepath)
+                pairs = rules.book_with_rules(
+                    chunk, self.client, ruleset, filename=filepath, explain=False
+                )
                 if not pairs:
                     continue
                 first = _sort_key(pairs[0][0], chunk)

@@ -201,18 +201,20 @@ def _extract(client: ClientConfig, path: Path) -> tuple[str, str]:
     return "text", ledger.format_entries(entries)
 
 
-_TAKEN = ("plain", "crlf", "rules read the source", "not ascii")
+_TAKEN = ("plain", "crlf", "rules read the source", "not ascii", "blank line")
 
 
 @pytest.mark.parametrize(
     "case",
     ["plain", "unordered", "not json", "bad row", "not utf8", "not utf8 where unread", "crlf",
-     "huge amount", "rules read the source", "not ascii"],
+     "huge amount", "rules read the source", "not ascii", "blank line", "two on a line",
+     "one over two lines"],
 )  # fmt: skip
 def test_extract_in_chunks_books_and_refuses_like_the_whole_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
 ) -> None:
-    """Chunks of 3 lines (GOLDEN has more): the same text, the same refusal, as reading whole."""
+    """Chunks of 3 lines (GOLDEN has more): the same text, the same refusal, as reading whole
+    (a chunk's lines are decoded as one JSON array, or one by one as before)."""
     ordered = sorted(GOLDEN, key=lambda bt: (bt["created"], bt["id"]))
     ordered = [copy.deepcopy(bt) for bt in ordered]
     for bt in ordered:  # a field only a rule reads, and one nothing reads
@@ -229,6 +231,12 @@ def test_extract_in_chunks_books_and_refuses_like_the_whole_file(
         rows[-2] = rows[-2][:-5]
     elif case == "bad row":
         rows[-1] = json.dumps(dict(ordered[-1], net=1))
+    elif case == "blank line":  # skipped, by the chunk's lines read one by one
+        rows.insert(4, "  ")
+    elif case == "two on a line":  # a JSON array of the lines would hold them both
+        rows[4:6] = [rows[4] + " " + rows[5]]
+    elif case == "one over two lines":
+        rows[4:5] = rows[4].split(", ", 1)
     path = _archive(tmp_path, rows, "\r\n" if case == "crlf" else "\n")
     if case == "not utf8":
         path.write_bytes(path.read_bytes().replace(b'"txn_', b'"txn_\xff', 1))
@@ -372,3 +380,15 @@ def test_the_projection_refuses_what_is_not_the_common_shape(line: bytes) -> Non
     """Refused lines are parsed whole and checked as before (``archive._fast_chunks``)."""
     with pytest.raises(bt_projection.Refused):
         bt_projection.decoder()(line)
+
+
+def test_book_with_rules_unexplained_books_the_same_entries() -> None:
+    """``explain=False`` (the importer) changes only the explanations: one shared, empty one."""
+    bts = [*GOLDEN, *expanded()]
+    own = Path(__file__).parent.parent / "config" / "rules.yaml"
+    client = dataclasses.replace(_CLIENT, shared_rules=(own,))
+    explained = rules.book_with_rules(bts, client)
+    unexplained = rules.book_with_rules(bts, client, explain=False)
+    assert [e for e, _ in unexplained] == [e for e, _ in explained]
+    assert {id(why) for _, why in unexplained} == {id(rules.engine.UNEXPLAINED)}
+    assert any(why.matched for _, why in explained)

@@ -40,9 +40,12 @@ class Explanation:
 
 
 def apply_rules(
-    entry: data.Transaction, bt: Mapping[str, Any], ruleset: Ruleset
+    entry: data.Transaction, bt: Mapping[str, Any], ruleset: Ruleset, explain: bool = True
 ) -> tuple[data.Transaction, Explanation]:
-    """Refine one booked entry with the ruleset; the counter-leg is the entry's last posting."""
+    """Refine one booked entry with the ruleset; the counter-leg is the entry's last posting.
+
+    ``explain=False`` (callers that keep only the entry: the importer) returns one shared, empty
+    ``UNEXPLAINED`` instead of building an explanation per entry."""
     cand = ruleset.candidates(bt.get("type"))
     facts: Facts | None = None
     keys = cand.memo_keys
@@ -58,7 +61,8 @@ def apply_rules(
             decision = _decide(cand, facts)
             if mkey is not None and len(memo) < MEMO_LIMIT:
                 memo[mkey] = decision
-        deciders = dict(decision[1])  # each explanation its own: callers may keep them
+        # each explanation its own: callers may keep them
+        deciders = dict(decision[1]) if explain else decision[1]
     elif cand.rules:
         facts = Facts(bt, entry, ruleset)
         decision = _decide(cand, facts)
@@ -99,7 +103,11 @@ def apply_rules(
         narration = entry.narration
     if payee is not None and payee == narration:
         payee = None  # "Advance funding" "Advance funding" says it twice; the narration is enough
-    explanation = Explanation(str(bt.get("id")), deciders, list(matched), party, booked, accounts)
+    explanation = (
+        Explanation(str(bt.get("id")), deciders, list(matched), party, booked, accounts)
+        if explain
+        else UNEXPLAINED
+    )
     uncategorized = ruleset.uncategorized
     review = flag == "!"
     if not review:
@@ -138,6 +146,7 @@ def apply_rules(
     return new, explanation
 
 
+UNEXPLAINED = Explanation("")  # ``apply_rules(..., explain=False)``: shared, never to be changed
 _UNSET: Any = object()  # no rule decided the narration
 _NO_PARTY: tuple[str | None, str] = (None, "")
 # What the rules decided for one BT: the rules that matched, which rule decided each part, the
@@ -349,14 +358,18 @@ def book_with_rules(
     client: ClientConfig,
     ruleset: Ruleset | None = None,
     filename: str = booking.DEFAULT_FILENAME,
+    explain: bool = True,
 ) -> list[tuple[data.Transaction, Explanation]]:
-    """Book and refine: what ``sync``, ``import.py extract`` and Fava all write."""
+    """Book and refine: what ``sync``, ``import.py extract`` and Fava all write.
+
+    ``explain=False``: every explanation is the shared ``UNEXPLAINED`` (for callers that keep
+    only the entries: ~0.5 µs less per BT)."""
     if ruleset is None:
         ruleset = ruleset_for(client)
     with heap.quiet_gc():
         # each entry with its own BT, in booking order: no by-id dict to build
         return [
-            apply_rules(entry, bt, ruleset)
+            apply_rules(entry, bt, ruleset, explain)
             for entry, bt in booking.book_pairs(bts, client, filename)
         ]
 
