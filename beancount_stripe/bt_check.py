@@ -118,8 +118,15 @@ def common_shape(obj: Any) -> bool:
 
 def projected_shape(obj: dict[str, Any]) -> bool:
     """``common_shape`` of a row ``bt_projection`` decoded: its decoder checked the keys, the
-    JSON types, the id, ``created``, ``type`` and ``object``; two tests are left."""
-    return obj["net"] == obj["amount"] - obj["fee"] and obj["currency"] in _KNOWN_CODES
+    JSON types, ``created`` and ``object``; the sums, the currency, the id and a blank type are
+    tested here (``common_shape``'s tests: msgspec's pattern constraints for the last two cost
+    ~0.7 µs a row, bench_booking)."""
+    return (
+        obj["net"] == obj["amount"] - obj["fee"]
+        and obj["currency"] in _KNOWN_CODES
+        and _id_match(obj["id"]) is not None
+        and bool(obj["type"].strip())
+    )
 
 
 def _check_full(obj: Any, where: str, index: int | None, fix: str) -> dict[str, Any]:

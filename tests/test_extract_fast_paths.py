@@ -208,7 +208,7 @@ _TAKEN = ("plain", "crlf", "rules read the source", "not ascii", "blank line")
     "case",
     ["plain", "unordered", "not json", "bad row", "not utf8", "not utf8 where unread", "crlf",
      "huge amount", "rules read the source", "not ascii", "blank line", "two on a line",
-     "one over two lines"],
+     "one over two lines", "bad id", "blank type"],
 )  # fmt: skip
 def test_extract_in_chunks_books_and_refuses_like_the_whole_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
@@ -231,6 +231,10 @@ def test_extract_in_chunks_books_and_refuses_like_the_whole_file(
         rows[-2] = rows[-2][:-5]
     elif case == "bad row":
         rows[-1] = json.dumps(dict(ordered[-1], net=1))
+    elif case in ("bad id", "blank type"):  # tested by ``projected_shape``, not the decoder
+        rows[4] = json.dumps(
+            dict(ordered[4], **({"id": "txn_bad id"} if case == "bad id" else {"type": " "}))
+        )
     elif case == "blank line":  # skipped, by the chunk's lines read one by one
         rows.insert(4, "  ")
     elif case == "two on a line":  # a JSON array of the lines would hold them both
