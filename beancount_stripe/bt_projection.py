@@ -35,7 +35,7 @@ import msgspec
 
 from beancount_stripe.bt_check import CREATED_RANGE
 
-__all__ = ["Refused", "decoder"]
+__all__ = ["Refused", "array_decoder", "decoder"]
 
 Refused = msgspec.MsgspecError  # what a decoder raises for a line it does not take
 
