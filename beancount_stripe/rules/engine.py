@@ -167,7 +167,8 @@ def _decide(cand: Any, facts: Facts) -> _Decision:
             continue  # decides only what earlier rules decided
         if captures:
             captures.clear()
-        if not tests[i](facts):
+        test = tests[i]
+        if test is not None and not test(facts):
             continue
         rule = rules[i]
         matched.append(rule)

@@ -21,7 +21,7 @@ from beancount_stripe.errors import ConfigError
 from beancount_stripe.rules import index
 from beancount_stripe.rules.compiled import compile_order
 from beancount_stripe.rules.compiler import load_rules
-from beancount_stripe.rules.conditions import _always
+from beancount_stripe.rules.conditions import _always, residual
 from beancount_stripe.rules.fields import (
     _PARTY_ID_FIELDS,
     BT_TEXT,
@@ -45,7 +45,8 @@ class _Candidates:
     """The rules that can match one BT type, with what is left to decide after each."""
 
     rules: tuple[Rule, ...]
-    tests: tuple[Pred, ...]  # what is left to test of each rule's condition
+    # what is left to test of each rule's condition once offered (None: nothing)
+    tests: tuple[Pred | None, ...]
     masks: tuple[int, ...]
     additive: tuple[bool, ...]
     more_after: tuple[int, ...]  # OR of the masks of rules[i:]
@@ -246,10 +247,12 @@ class Ruleset:
                 add = add or rule.additive
                 more.append(acc)
                 additive.append(add)
-            tests = tuple(
-                r.rest if r.types is not None and r.rest is not None else r.when.test for r in rules
-            )
             unguarded, guards = index.build(rules)
+            sure = {i: leaves for guard in guards for i, leaves in guard.sure.items()}
+            tests = tuple(
+                residual(r.when, r.rest if r.types is not None else None, sure.get(i, ()))
+                for i, r in enumerate(rules)
+            )
             compiled = compile_order(unguarded, guards) if guards else None
             more_after, additive_after = tuple(reversed(more)), tuple(reversed(additive))
             found = _Candidates(
