@@ -12,13 +12,25 @@ and test_compiled.py compare the two).
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import linecache
+import math
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Any
 
+from beancount_stripe import currency
+from beancount_stripe.rules.fields import (
+    BT_MONEY,
+    CHARGE_PATH,
+    CHARGE_TYPES,
+    FIELDS,
+    Facts,
+    _scalar_text,
+    charge_of,
+)
 from beancount_stripe.rules.fields import BT_TEXT as _BT_TEXT
-from beancount_stripe.rules.fields import CHARGE_PATH, FIELDS, Facts, _scalar_text, charge_of
 from beancount_stripe.rules.index import GuardIndex, NeedleIndex
 
 Order = Callable[[Facts], Sequence[int]]
@@ -54,27 +66,52 @@ class _Fields:
                 self.lines.append(f"V[K{slot}] = r{slot}")
             elif getattr(getter, CHARGE_PATH, None) is not None:
                 self._charge_field(slot, *getattr(getter, CHARGE_PATH))
+            elif getter is FIELDS["created"][1]:  # ``_created``, inlined
+                self.lines.append(f"r{slot} = V[K{slot}] = facts.entry.date")
+            elif getattr(getter, BT_MONEY, None) is not None:  # ``_bt_money``, inlined
+                self.env[f"B{slot}"] = getattr(getter, BT_MONEY)
+                self.env["to_decimal"] = currency.to_decimal
+                self.lines.append(f"r{slot} = facts.bt.get(B{slot})")
+                self.lines.append(
+                    f"r{slot} = V[K{slot}] = to_decimal(r{slot}, facts.bt.get('currency')) "
+                    f"if type(r{slot}) is int else None"
+                )
             else:
                 self.lines.append(f"r{slot} = V[K{slot}] = G{slot}(facts)")
         return slot
 
-    def _charge_field(self, slot: int, path: tuple[str, ...], words: bool) -> None:
+    def _charge_field(self, slot: int, path: tuple[str, ...], words: bool, absent: str) -> None:
         """A charge field read inline along its usual path (``fields._charge_path``)."""
-        if not self.charge:
+        add = self.lines.append
+        if not self.charge:  # ``fields._charge`` inlined for a dict source
             self.charge = True
             self.env["charge_of"] = charge_of
-            self.lines.append("ch = charge_of(facts)")
-            self.lines.append("chd = type(ch) is dict")
+            self.env["CHARGE_TYPES"] = CHARGE_TYPES
+            add("src = facts.bt.get('source')")
+            add(
+                "if type(src) is dict and (src.get('object') == 'charge' "
+                "or facts.bt.get('type') in CHARGE_TYPES): ch = facts._charge = src"
+            )
+            add("else: ch = charge_of(facts)")
+            add("chd = type(ch) is dict")
         r = f"r{slot}"
-        add = self.lines.append
-        add(f"{r} = ch.get({path[0]!r}) if chd else None")
-        for key in path[1:]:
-            add(f"{r} = {r}.get({key!r}) if type({r}) is dict else None")
+        add("p = ch if chd else None")
+        for key in path[:-1]:
+            add(f"p = p.get({key!r}) if type(p) is dict else None")
+        add(f"{r} = p.get({path[-1]!r}) if type(p) is dict else None")
         if words:
             add(f"{r} = ' '.join({r}.split()) or None if type({r}) is str else None")
+            add(f"if {r} is None: {r} = G{slot}(facts)")
         else:
-            add(f"if type({r}) is not str: {r} = None")
-        add(f"if {r} is None: {r} = G{slot}(facts)")
+            # None without asking the getter when ``absent`` says so
+            known = {"dict": "type(p) is dict", "source": "type(p) is dict and ch is src"}
+            if absent in known:
+                add(
+                    f"if type({r}) is not str: {r} = None if {r} is None and {known[absent]} "
+                    f"else G{slot}(facts)"
+                )
+            else:
+                add(f"if type({r}) is not str: {r} = G{slot}(facts)")
         add(f"V[K{slot}] = {r}")
 
     def raw(self, name: str, getter: Any) -> str:
@@ -140,7 +177,21 @@ def _guard_lines(k: int, guard: GuardIndex, fields: _Fields, env: dict[str, Any]
             out.append(f"h = T{k}.get({fields.folded(name, getter)})")
     elif guard.kind == "range":
         env[f"R{k}"] = guard.range_hits_of_raw
-        out.append(f"h = R{k}({fields.raw(name, getter)})")
+        raw = fields.raw(name, getter)
+        if guard.lows or guard.highs:
+            out.append(f"h = R{k}({raw})")
+        else:  # buckets only: ``range_hits_of_raw``'s usual case inlined (None: no bucket)
+            env[f"BK{k}"] = guard.buckets
+            env["floor"], env["Decimal"], env["date"] = math.floor, Decimal, datetime.date
+            if guard.dates:
+                out.append(
+                    f"h = BK{k}.get({raw}.toordinal()) if type({raw}) is date else R{k}({raw})"
+                )
+            else:
+                out.append(
+                    f"h = BK{k}.get(floor({raw})) "
+                    f"if type({raw}) is Decimal and {raw}.is_finite() else R{k}({raw})"
+                )
     elif _split_by_filter(k, guard, fields, env, out):
         out.append("if h: picked += h")
         return out
