@@ -70,12 +70,18 @@ class _Fields:
                 self.lines.append(f"r{slot} = V[K{slot}] = facts.entry.date")
             elif getattr(getter, BT_MONEY, None) is not None:  # ``_bt_money``, inlined
                 self.env[f"B{slot}"] = getattr(getter, BT_MONEY)
-                self.env["to_decimal"] = currency.to_decimal
-                self.lines.append(f"r{slot} = facts.bt.get(B{slot})")
-                self.lines.append(
-                    f"r{slot} = V[K{slot}] = to_decimal(r{slot}, facts.bt.get('currency')) "
-                    f"if type(r{slot}) is int else None"
-                )
+                self.env["money"], self.env["SCALE"] = _money, _SCALE
+                self.env["Decimal"] = Decimal
+                r = f"r{slot}"
+                self.lines += [
+                    f"{r} = facts.bt.get(B{slot})",
+                    f"if type({r}) is int:",
+                    "    c = facts.bt.get('currency')",
+                    "    x = SCALE.get(c) if type(c) is str else None",
+                    f"    {r} = Decimal({r}).scaleb(x) if x is not None else money({r}, c)",
+                    f"else: {r} = None",
+                    f"V[K{slot}] = {r}",
+                ]
             else:
                 self.lines.append(f"r{slot} = V[K{slot}] = G{slot}(facts)")
         return slot
@@ -162,6 +168,15 @@ def compile_order(unguarded: Sequence[int], guards: Sequence[GuardIndex]) -> Ord
 
 _MISSING = object()
 _SERIAL = itertools.count()
+_SCALE: dict[str, int] = {}  # currency code → the ``scaleb`` of its minor unit (``_money``)
+
+
+def _money(minor: int, code: Any) -> Decimal:
+    """``currency.to_decimal`` (same value, same errors), remembering the code's scale so
+    that the generated code converts the next amounts in that currency itself."""
+    value = currency.to_decimal(minor, code)
+    _SCALE[code] = -currency.exponent(code)
+    return value
 
 
 def _guard_lines(k: int, guard: GuardIndex, fields: _Fields, env: dict[str, Any]) -> list[str]:
@@ -197,18 +212,9 @@ def _guard_lines(k: int, guard: GuardIndex, fields: _Fields, env: dict[str, Any]
         return out
     else:
         assert guard.index is not None
-        env[f"N{k}"] = guard.index.hits
-        if guard.ascii_only:  # a case-insensitive regex literal: ASCII text only
-            env[f"E{k}"] = guard.everyone
-            text = fields.text(name, getter)
-            folded = fields.folded(name, getter)
-            out.append(f"h = (N{k}({folded}) if {text}.isascii() else E{k}) if {text} else ()")
-        elif guard.cs:
-            text = fields.text(name, getter)
-            out.append(f"h = N{k}({text}) if {text} else ()")
-        else:
-            folded = fields.folded(name, getter)
-            out.append(f"h = N{k}({folded}) if {folded} else ()")
+        env[f"N{k}"], env[f"NM{k}"] = guard.index.hits, guard.index.memo
+        env[f"E{k}"] = guard.everyone
+        out += _needle_lines(guard, fields, f"N{k}", f"NM{k}", f"E{k}", "")
     if guard.filters:
         also = list(dict.fromkeys((f, g) for f, g, _v in guard.filters.values()))
         where = {f: j for j, (f, _g) in enumerate(also)}
@@ -234,28 +240,43 @@ def _split_by_filter(
     ((fname, fgetter),) = also
     mode = "contains" if guard.kind == "regex" else guard.kind
 
-    def passing(value: str | None) -> tuple[Callable[[str], Any] | None, tuple[int, ...]]:
+    def passing(value: str | None) -> tuple[Any, tuple[int, ...], dict[str, Any] | None]:
         table: dict[str, list[int]] = {}
         for needle, positions in guard.table.items():
             kept = [i for i in positions if i not in filters or value in filters[i][2]]
             if kept:
                 table[needle] = kept
         everyone = tuple(i for i in guard.everyone if i not in filters or value in filters[i][2])
-        return (NeedleIndex(table, mode).hits if table else None), everyone
+        if not table:
+            return None, everyone, None
+        needles = NeedleIndex(table, mode)
+        return needles.hits, everyone, needles.memo
 
     wanted = {v for _f, _g, values in filters.values() for v in values}
     env[f"P{k}"] = {v: passing(v) for v in sorted(wanted)}
     env[f"D{k}"] = passing(None)  # a value no filter lets through: the unfiltered rules only
     key = fields.folded(fname, fgetter)
-    out.append(f"n, e = P{k}.get({key}, D{k})")
-    name, getter = guard.name, guard.getter
-    if guard.ascii_only:
-        text, folded = fields.text(name, getter), fields.folded(name, getter)
-        out.append(f"h = (n({folded}) if {text}.isascii() else e) if {text} and n else ()")
-    elif guard.cs:
-        text = fields.text(name, getter)
-        out.append(f"h = n({text}) if {text} and n else ()")
-    else:
-        folded = fields.folded(name, getter)
-        out.append(f"h = n({folded}) if {folded} and n else ()")
+    out.append(f"n, e, m = P{k}.get({key}, D{k})")
+    out += _needle_lines(guard, fields, "n", "m", "e", " and n")
     return True
+
+
+def _needle_lines(
+    guard: GuardIndex, fields: _Fields, hits: str, memo: str, everyone: str, extra: str
+) -> list[str]:
+    """``h = hits(text)`` for a needle index, its memo (``NeedleIndex.memo``) read inline:
+    the texts of a history repeat, and a dict lookup is cheaper than a call."""
+    name, getter = guard.name, guard.getter
+    text = fields.text(name, getter)
+    arg = text if guard.cs else fields.folded(name, getter)
+    lookup = [f"h = {memo}.get({arg})", f"if h is None: h = {hits}({arg})"]
+    if guard.ascii_only:  # a case-insensitive regex literal: ASCII text only
+        test = text
+        lookup = [
+            f"if {text}.isascii():",
+            *("    " + line for line in lookup),
+            f"else: h = {everyone}",
+        ]
+    else:
+        test = arg
+    return [f"if {test}{extra}:", *("    " + line for line in lookup), "else: h = ()"]

@@ -77,9 +77,10 @@ def apply_rules(
         postings = list(old_postings)
         if account_rule.split:
             postings[-1:] = _split_postings(counter, account_rule.split, accounts)
+            accounts = tuple(p.account for p in postings[len(old_postings) - 1 :])
         else:
             postings[-1] = _with_account(counter, accounts[0])
-        accounts = tuple(p.account for p in postings[len(old_postings) - 1 :])
+            accounts = accounts[:1]
     else:
         postings = old_postings
         accounts = (booked,)
@@ -99,7 +100,15 @@ def apply_rules(
         narration = entry.narration
     if payee is not None and payee == narration:
         payee = None  # "Advance funding" "Advance funding" says it twice; the narration is enough
-    explanation = Explanation(str(bt.get("id")), deciders, list(matched), party, booked, accounts)
+    txn_id = bt.get("id")
+    explanation = Explanation(
+        txn_id if type(txn_id) is str else str(txn_id),
+        deciders,
+        list(matched),
+        party,
+        booked,
+        accounts,
+    )
     uncategorized = ruleset.uncategorized
     review = flag == "!"
     if not review:
