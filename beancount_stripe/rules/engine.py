@@ -169,7 +169,8 @@ def _decide(cand: Any, facts: Facts) -> _Decision:
     meta_set = False
     rules, tests, acts, stop, want = cand.rules, cand.tests, cand.acts, cand.stop, cand.want
     captures = facts.captures
-    for i in cand.order(facts):
+    compiled = cand.compiled
+    for i in compiled(facts) if compiled is not None else cand.reference_order(facts):
         if not (stop[i] & free):
             break  # nothing from this rule on can change the entry
         if not (want[i] & free):

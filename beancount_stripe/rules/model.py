@@ -82,12 +82,15 @@ class Template:
         if self.fixed is not None:
             return self.fixed
         out: list[str] = []
+        values = facts._values
         for literal, slot, getter in self.pieces:
             out.append(literal)
             if slot is None:
                 continue
             if getter is not None:
-                value = facts.text(slot, getter)
+                value = values.get(slot)  # a str cached by ``Facts``: its text as is
+                if type(value) is not str:
+                    value = facts.text(slot, getter)
             else:
                 value = _capture(facts.captures, slot)
             if value:

@@ -124,6 +124,12 @@ def _memo_keys(rules: Sequence[Rule]) -> tuple[str, ...] | None:
     return tuple(sorted(keys))
 
 
+_MISSING: Any = object()
+# party id fields that are a key of a dict source when its value is None (or, for the
+# destination, a str): ``resolve_party`` reads them without their getters
+_SOURCE_IDS = {"destination": "destination", "source.account": "account"}
+
+
 class Ruleset:
     """A client's rules files bound to its accounts; ``apply_rules`` uses it for every BT."""
 
@@ -277,10 +283,22 @@ class Ruleset:
         """(canonical payee, how it was recognized): id, email, email domain, name, description."""
         if not self.parties:
             return None, ""
-        for key, getter in _PARTY_ID_FIELDS if self._ids else ():
-            ident = facts.text(key, getter)
-            if ident and ident in self._ids:
-                return self._ids[ident].payee, f"{key} {ident}"
+        ids = self._ids
+        if ids:
+            values = facts._values
+            source = facts.bt.get("source")
+            plain = type(source) is dict
+            for key, getter in _PARTY_ID_FIELDS:
+                ident = values.get(key, _MISSING)
+                if ident is _MISSING and plain and key in _SOURCE_IDS:
+                    # ``_destination`` / ``source.account`` of a dict source, in one step
+                    ident = source.get(_SOURCE_IDS[key])  # type: ignore[union-attr]
+                    if ident is not None and (type(ident) is not str or key != "destination"):
+                        ident = facts.text(key, getter)
+                elif ident is _MISSING or (ident is not None and type(ident) is not str):
+                    ident = facts.text(key, getter)
+                if ident and ident in ids:
+                    return ids[ident].payee, f"{key} {ident}"
         email = facts.folded("customer.email", _customer_email) if self._emails else None
         if email:
             if email in self._emails:
