@@ -196,17 +196,39 @@ def _guard_lines(k: int, guard: GuardIndex, fields: _Fields, env: dict[str, Any]
         if guard.lows or guard.highs:
             out.append(f"h = R{k}({raw})")
         else:  # buckets only: ``range_hits_of_raw``'s usual case inlined (None: no bucket)
-            env[f"BK{k}"] = guard.buckets
             env["floor"], env["Decimal"], env["date"] = math.floor, Decimal, datetime.date
+            buckets = f"BK{k}"
+            env[buckets] = guard.buckets
+            also = {(f, g) for f, g, _v in guard.filters.values()}
+            if len(also) == 1:  # one filter field: the buckets its value lets through
+                ((fname, fgetter),) = also
+                filters = guard.filters
+
+                def passing(value: str | None) -> dict[int, list[int]]:
+                    out: dict[int, list[int]] = {}
+                    for unit, positions in guard.buckets.items():
+                        kept = [i for i in positions if i not in filters or value in filters[i][2]]
+                        if kept:
+                            out[unit] = kept
+                    return out
+
+                wanted = {v for _f, _g, values in filters.values() for v in values}
+                env[f"PB{k}"] = {v: passing(v) for v in sorted(wanted)}
+                env[f"DB{k}"] = passing(None)
+                out.append(f"bk = PB{k}.get({fields.folded(fname, fgetter)}, DB{k})")
+                buckets = "bk"
             if guard.dates:
-                out.append(
-                    f"h = BK{k}.get({raw}.toordinal()) if type({raw}) is date else R{k}({raw})"
-                )
+                fast, unit = f"type({raw}) is date", f"{raw}.toordinal()"
             else:
-                out.append(
-                    f"h = BK{k}.get(floor({raw})) "
-                    f"if type({raw}) is Decimal and {raw}.is_finite() else R{k}({raw})"
-                )
+                fast, unit = f"type({raw}) is Decimal and {raw}.is_finite()", f"floor({raw})"
+            out.append(f"if {fast}: h = {buckets}.get({unit})")
+            if buckets == "bk":  # the buckets were filtered; the general answer is not
+                out.append("else:")
+                out.append(f"    h = R{k}({raw})")
+                out += ["    " + line for line in _filter_lines(k, guard, fields, env)]
+                out.append("if h: picked += h")
+                return out
+            out.append(f"else: h = R{k}({raw})")
     elif _split_by_filter(k, guard, fields, env, out):
         out.append("if h: picked += h")
         return out
@@ -215,16 +237,24 @@ def _guard_lines(k: int, guard: GuardIndex, fields: _Fields, env: dict[str, Any]
         env[f"N{k}"], env[f"NM{k}"] = guard.index.hits, guard.index.memo
         env[f"E{k}"] = guard.everyone
         out += _needle_lines(guard, fields, f"N{k}", f"NM{k}", f"E{k}", "")
-    if guard.filters:
-        also = list(dict.fromkeys((f, g) for f, g, _v in guard.filters.values()))
-        where = {f: j for j, (f, _g) in enumerate(also)}
-        env[f"A{k}"] = {i: (where[f], values) for i, (f, _g, values) in guard.filters.items()}
-        seen = ", ".join(fields.folded(f, g) for f, g in also)
-        out.append("if h:")
-        out.append(f"    a = ({seen},)")
-        out.append(f"    h = [i for i in h if (c := A{k}.get(i)) is None or a[c[0]] in c[1]]")
+    out += _filter_lines(k, guard, fields, env)
     out.append("if h: picked += h")
     return out
+
+
+def _filter_lines(k: int, guard: GuardIndex, fields: _Fields, env: dict[str, Any]) -> list[str]:
+    """The lines that keep of index ``k``'s answer ``h`` the rules its ``also`` filters pass."""
+    if not guard.filters:
+        return []
+    also = list(dict.fromkeys((f, g) for f, g, _v in guard.filters.values()))
+    where = {f: j for j, (f, _g) in enumerate(also)}
+    env[f"A{k}"] = {i: (where[f], values) for i, (f, _g, values) in guard.filters.items()}
+    seen = ", ".join(fields.folded(f, g) for f, g in also)
+    return [
+        "if h:",
+        f"    a = ({seen},)",
+        f"    h = [i for i in h if (c := A{k}.get(i)) is None or a[c[0]] in c[1]]",
+    ]
 
 
 def _split_by_filter(
