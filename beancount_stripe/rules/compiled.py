@@ -31,7 +31,7 @@ from beancount_stripe.rules.fields import (
     charge_of,
 )
 from beancount_stripe.rules.fields import BT_TEXT as _BT_TEXT
-from beancount_stripe.rules.index import GuardIndex, NeedleIndex
+from beancount_stripe.rules.index import MEMO_LIMIT, GuardIndex, NeedleIndex
 
 Order = Callable[[Facts], Sequence[int]]
 
@@ -234,7 +234,7 @@ def _guard_lines(k: int, guard: GuardIndex, fields: _Fields, env: dict[str, Any]
         return out
     else:
         assert guard.index is not None
-        env[f"N{k}"], env[f"NM{k}"] = guard.index.hits, guard.index.memo
+        env[f"N{k}"], env[f"NM{k}"] = guard.index.scan, guard.index.memo
         env[f"E{k}"] = guard.everyone
         out += _needle_lines(guard, fields, f"N{k}", f"NM{k}", f"E{k}", "")
     out += _filter_lines(k, guard, fields, env)
@@ -280,7 +280,7 @@ def _split_by_filter(
         if not table:
             return None, everyone, None
         needles = NeedleIndex(table, mode)
-        return needles.hits, everyone, needles.memo
+        return needles.scan, everyone, needles.memo
 
     wanted = {v for _f, _g, values in filters.values() for v in values}
     env[f"P{k}"] = {v: passing(v) for v in sorted(wanted)}
@@ -294,12 +294,19 @@ def _split_by_filter(
 def _needle_lines(
     guard: GuardIndex, fields: _Fields, hits: str, memo: str, everyone: str, extra: str
 ) -> list[str]:
-    """``h = hits(text)`` for a needle index, its memo (``NeedleIndex.memo``) read inline:
-    the texts of a history repeat, and a dict lookup is cheaper than a call."""
+    """``h = NeedleIndex.hits(text)`` for a needle index, inlined: its memo is read and
+    filled here (``hits`` is the scan): the texts of a history repeat, and a dict lookup is
+    cheaper than a call."""
     name, getter = guard.name, guard.getter
     text = fields.text(name, getter)
     arg = text if guard.cs else fields.folded(name, getter)
-    lookup = [f"h = {memo}.get({arg})", f"if h is None: h = {hits}({arg})"]
+    fields.env["MEMO_LIMIT"] = MEMO_LIMIT
+    lookup = [
+        f"h = {memo}.get({arg})",
+        "if h is None:",
+        f"    if len({memo}) >= MEMO_LIMIT: {memo}.clear()",
+        f"    h = {memo}[{arg}] = {hits}({arg})",
+    ]
     if guard.ascii_only:  # a case-insensitive regex literal: ASCII text only
         test = text
         lookup = [

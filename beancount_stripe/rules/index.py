@@ -277,13 +277,14 @@ class NeedleIndex:
         """Positions of the needles ``text`` holds (do not modify the answer: it is shared)."""
         found = self.memo.get(text)
         if found is None:
-            found = self._scan(text)
+            found = self.scan(text)
             if len(self.memo) >= MEMO_LIMIT:
                 self.memo.clear()
             self.memo[text] = found
         return found
 
-    def _scan(self, text: str) -> Iterable[int]:
+    def scan(self, text: str) -> Iterable[int]:
+        """``hits`` without the memo (the compiled indexes read the memo themselves)."""
         if self.mode == "contains":
             found = self.regex.findall(text)
             if not found:
