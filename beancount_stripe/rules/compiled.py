@@ -86,7 +86,9 @@ class _Fields:
                 self.lines.append(f"r{slot} = V[K{slot}] = G{slot}(facts)")
         return slot
 
-    def _charge_field(self, slot: int, path: tuple[str, ...], words: bool, absent: str) -> None:
+    def _charge_field(
+        self, slot: int, path: tuple[str, ...], words: bool, absent: str, chargeless: bool
+    ) -> None:
         """A charge field read inline along its usual path (``fields._charge_path``)."""
         add = self.lines.append
         if not self.charge:  # ``fields._charge`` inlined for a dict source
@@ -107,10 +109,16 @@ class _Fields:
         add(f"{r} = p.get({path[-1]!r}) if type(p) is dict else None")
         if words:
             add(f"{r} = ' '.join({r}.split()) or None if type({r}) is str else None")
-            add(f"if {r} is None: {r} = G{slot}(facts)")
+            add(
+                f"if {r} is None{' and ch is not None' if chargeless else ''}: {r} = G{slot}(facts)"
+            )
         else:
-            # None without asking the getter when ``absent`` says so
-            known = {"dict": "type(p) is dict", "source": "type(p) is dict and ch is src"}
+            # None without asking the getter when ``absent`` (or no charge) says so
+            nocharge = " or ch is None" if chargeless else ""
+            known = {
+                "dict": f"(type(p) is dict{nocharge})",
+                "source": "type(p) is dict and ch is src",
+            }
             if absent in known:
                 add(
                     f"if type({r}) is not str: {r} = None if {r} is None and {known[absent]} "

@@ -119,15 +119,18 @@ def _first_text(*values: Any) -> str | None:
     return None
 
 
-def _charge_path(*path: str, words: bool = False, absent: str = "") -> Callable[[Getter], Getter]:
+def _charge_path(
+    *path: str, words: bool = False, absent: str = "", chargeless: bool = True
+) -> Callable[[Getter], Getter]:
     """Mark a charge field's usual shape for the compiled indexes (rules/compiled.py): when the
     charge is a dict and ``path`` leads to a str (``words``: whitespace-normalized, not blank),
     that str is the field's value; otherwise the getter decides. ``absent`` says when the
     getter would answer None without being asked: "dict" when the last step's mapping is a dict
-    without the key (or None under it), "source" when, besides, the charge is the BT's source."""
+    without the key (or None under it), "source" when, besides, the charge is the BT's source.
+    ``chargeless``: the field is None for a BT with no charge behind it (a payout, a fee)."""
 
     def mark(getter: Getter) -> Getter:
-        setattr(getter, CHARGE_PATH, (path, words, absent))
+        setattr(getter, CHARGE_PATH, (path, words, absent, chargeless))
         return getter
 
     return mark
@@ -293,7 +296,7 @@ def _path_getter(path: tuple[str, ...]) -> Getter:
 
 
 def _metadata_getter(key: str) -> Getter:
-    @_charge_path("metadata", key, absent="source")
+    @_charge_path("metadata", key, absent="source", chargeless=False)  # the source's, then
     def get(f: Facts) -> Any:
         charge = _charge(f)
         if type(charge) is dict:  # the usual shape: the charge's own metadata has the key

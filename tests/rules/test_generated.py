@@ -126,6 +126,7 @@ def bt(draw: st.DrawFn, i: int) -> dict[str, Any]:
         )
         if draw(st.booleans()):
             out["source"]["account"] = "acct_1Connected001"
+        out["source"]["metadata"] = draw(st.sampled_from(METADATA))  # no charge: these count
     else:
         out = copy.deepcopy(CHARGE)
         out["source"] = charge
