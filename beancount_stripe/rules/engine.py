@@ -263,27 +263,37 @@ def split_amounts(
     fixed amount never takes more than is left, so every leg has the sign of ``total`` and the
     legs always add up to exactly ``total``.
     """
-    quantum = Decimal(1).scaleb(-exponent)
+    quantum = _QUANTA.get(exponent)
+    if quantum is None:
+        quantum = _QUANTA[exponent] = Decimal(1).scaleb(-exponent)
     sign = -1 if total < 0 else 1
     magnitude = abs(total)
     out: list[Decimal] = []
-    allocated = Decimal(0)
-    cumulative = Decimal(0)
+    allocated = cumulative = _ZERO
+    before = None  # the rounded share of the percentages so far: the last percent leg's after
+    last = len(shares) - 1
     for i, (percent, amount) in enumerate(shares):
-        if i == len(shares) - 1:
+        if i == last:
             out.append(sign * (magnitude - allocated))
             break
         if percent is not None:
-            before = (magnitude * cumulative / 100).quantize(quantum, ROUND_HALF_EVEN)
+            if before is None:
+                before = (magnitude * cumulative / 100).quantize(quantum, ROUND_HALF_EVEN)
             cumulative += percent
             after = (magnitude * cumulative / 100).quantize(quantum, ROUND_HALF_EVEN)
             share = after - before
+            before = after
         else:
-            share = (amount or Decimal(0)).quantize(quantum, ROUND_HALF_EVEN)
-        share = max(Decimal(0), min(share, magnitude - allocated))
+            share = (amount or _ZERO).quantize(quantum, ROUND_HALF_EVEN)
+        share = max(_ZERO, min(share, magnitude - allocated))
         allocated += share
         out.append(sign * share)
-    return [x.quantize(quantum) if x else Decimal(0).quantize(quantum) for x in out]
+    zero = _ZERO.quantize(quantum)
+    return [x.quantize(quantum) if x else zero for x in out]
+
+
+_ZERO = Decimal(0)
+_QUANTA: dict[int, Decimal] = {}  # exponent → its quantum (``split_amounts``)
 
 
 def needs_review(entry: data.Transaction, uncategorized: str) -> bool:
