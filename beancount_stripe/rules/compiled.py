@@ -12,14 +12,26 @@ and test_compiled.py compare the two).
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import linecache
+import math
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Any
 
+from beancount_stripe import currency
+from beancount_stripe.rules.fields import (
+    BT_MONEY,
+    CHARGE_PATH,
+    CHARGE_TYPES,
+    FIELDS,
+    Facts,
+    _scalar_text,
+    charge_of,
+)
 from beancount_stripe.rules.fields import BT_TEXT as _BT_TEXT
-from beancount_stripe.rules.fields import CHARGE_PATH, FIELDS, Facts, _scalar_text, charge_of
-from beancount_stripe.rules.index import GuardIndex, NeedleIndex
+from beancount_stripe.rules.index import MEMO_LIMIT, GuardIndex, NeedleIndex
 
 Order = Callable[[Facts], Sequence[int]]
 
@@ -54,27 +66,66 @@ class _Fields:
                 self.lines.append(f"V[K{slot}] = r{slot}")
             elif getattr(getter, CHARGE_PATH, None) is not None:
                 self._charge_field(slot, *getattr(getter, CHARGE_PATH))
+            elif getter is FIELDS["created"][1]:  # ``_created``, inlined
+                self.lines.append(f"r{slot} = V[K{slot}] = facts.entry.date")
+            elif getattr(getter, BT_MONEY, None) is not None:  # ``_bt_money``, inlined
+                self.env[f"B{slot}"] = getattr(getter, BT_MONEY)
+                self.env["money"], self.env["SCALE"] = _money, _SCALE
+                self.env["Decimal"] = Decimal
+                r = f"r{slot}"
+                self.lines += [
+                    f"{r} = facts.bt.get(B{slot})",
+                    f"if type({r}) is int:",
+                    "    c = facts.bt.get('currency')",
+                    "    x = SCALE.get(c) if type(c) is str else None",
+                    f"    {r} = Decimal({r}).scaleb(x) if x is not None else money({r}, c)",
+                    f"else: {r} = None",
+                    f"V[K{slot}] = {r}",
+                ]
             else:
                 self.lines.append(f"r{slot} = V[K{slot}] = G{slot}(facts)")
         return slot
 
-    def _charge_field(self, slot: int, path: tuple[str, ...], words: bool) -> None:
+    def _charge_field(
+        self, slot: int, path: tuple[str, ...], words: bool, absent: str, chargeless: bool
+    ) -> None:
         """A charge field read inline along its usual path (``fields._charge_path``)."""
-        if not self.charge:
+        add = self.lines.append
+        if not self.charge:  # ``fields._charge`` inlined for a dict source
             self.charge = True
             self.env["charge_of"] = charge_of
-            self.lines.append("ch = charge_of(facts)")
-            self.lines.append("chd = type(ch) is dict")
+            self.env["CHARGE_TYPES"] = CHARGE_TYPES
+            add("src = facts.bt.get('source')")
+            add(
+                "if type(src) is dict and (src.get('object') == 'charge' "
+                "or facts.bt.get('type') in CHARGE_TYPES): ch = facts._charge = src"
+            )
+            add("else: ch = charge_of(facts)")
+            add("chd = type(ch) is dict")
         r = f"r{slot}"
-        add = self.lines.append
-        add(f"{r} = ch.get({path[0]!r}) if chd else None")
-        for key in path[1:]:
-            add(f"{r} = {r}.get({key!r}) if type({r}) is dict else None")
+        add("p = ch if chd else None")
+        for key in path[:-1]:
+            add(f"p = p.get({key!r}) if type(p) is dict else None")
+        add(f"{r} = p.get({path[-1]!r}) if type(p) is dict else None")
         if words:
             add(f"{r} = ' '.join({r}.split()) or None if type({r}) is str else None")
+            add(
+                f"if {r} is None{' and ch is not None' if chargeless else ''}: {r} = G{slot}(facts)"
+            )
         else:
-            add(f"if type({r}) is not str: {r} = None")
-        add(f"if {r} is None: {r} = G{slot}(facts)")
+            # None without asking the getter when ``absent`` (or no charge) says so
+            nocharge = " or ch is None" if chargeless else ""
+            known = {
+                "dict": f"(type(p) is dict{nocharge})",
+                "source": "type(p) is dict and ch is src",
+            }
+            if absent in known:
+                add(
+                    f"if type({r}) is not str: {r} = None if {r} is None and {known[absent]} "
+                    f"else G{slot}(facts)"
+                )
+            else:
+                add(f"if type({r}) is not str: {r} = G{slot}(facts)")
         add(f"V[K{slot}] = {r}")
 
     def raw(self, name: str, getter: Any) -> str:
@@ -125,6 +176,15 @@ def compile_order(unguarded: Sequence[int], guards: Sequence[GuardIndex]) -> Ord
 
 _MISSING = object()
 _SERIAL = itertools.count()
+_SCALE: dict[str, int] = {}  # currency code → the ``scaleb`` of its minor unit (``_money``)
+
+
+def _money(minor: int, code: Any) -> Decimal:
+    """``currency.to_decimal`` (same value, same errors), remembering the code's scale so
+    that the generated code converts the next amounts in that currency itself."""
+    value = currency.to_decimal(minor, code)
+    _SCALE[code] = -currency.exponent(code)
+    return value
 
 
 def _guard_lines(k: int, guard: GuardIndex, fields: _Fields, env: dict[str, Any]) -> list[str]:
@@ -140,34 +200,69 @@ def _guard_lines(k: int, guard: GuardIndex, fields: _Fields, env: dict[str, Any]
             out.append(f"h = T{k}.get({fields.folded(name, getter)})")
     elif guard.kind == "range":
         env[f"R{k}"] = guard.range_hits_of_raw
-        out.append(f"h = R{k}({fields.raw(name, getter)})")
+        raw = fields.raw(name, getter)
+        if guard.lows or guard.highs:
+            out.append(f"h = R{k}({raw})")
+        else:  # buckets only: ``range_hits_of_raw``'s usual case inlined (None: no bucket)
+            env["floor"], env["Decimal"], env["date"] = math.floor, Decimal, datetime.date
+            buckets = f"BK{k}"
+            env[buckets] = guard.buckets
+            also = {(f, g) for f, g, _v in guard.filters.values()}
+            if len(also) == 1:  # one filter field: the buckets its value lets through
+                ((fname, fgetter),) = also
+                filters = guard.filters
+
+                def passing(value: str | None) -> dict[int, list[int]]:
+                    out: dict[int, list[int]] = {}
+                    for unit, positions in guard.buckets.items():
+                        kept = [i for i in positions if i not in filters or value in filters[i][2]]
+                        if kept:
+                            out[unit] = kept
+                    return out
+
+                wanted = {v for _f, _g, values in filters.values() for v in values}
+                env[f"PB{k}"] = {v: passing(v) for v in sorted(wanted)}
+                env[f"DB{k}"] = passing(None)
+                out.append(f"bk = PB{k}.get({fields.folded(fname, fgetter)}, DB{k})")
+                buckets = "bk"
+            if guard.dates:
+                fast, unit = f"type({raw}) is date", f"{raw}.toordinal()"
+            else:
+                fast, unit = f"type({raw}) is Decimal and {raw}.is_finite()", f"floor({raw})"
+            out.append(f"if {fast}: h = {buckets}.get({unit})")
+            if buckets == "bk":  # the buckets were filtered; the general answer is not
+                out.append("else:")
+                out.append(f"    h = R{k}({raw})")
+                out += ["    " + line for line in _filter_lines(k, guard, fields, env)]
+                out.append("if h: picked += h")
+                return out
+            out.append(f"else: h = R{k}({raw})")
     elif _split_by_filter(k, guard, fields, env, out):
         out.append("if h: picked += h")
         return out
     else:
         assert guard.index is not None
-        env[f"N{k}"] = guard.index.hits
-        if guard.ascii_only:  # a case-insensitive regex literal: ASCII text only
-            env[f"E{k}"] = guard.everyone
-            text = fields.text(name, getter)
-            folded = fields.folded(name, getter)
-            out.append(f"h = (N{k}({folded}) if {text}.isascii() else E{k}) if {text} else ()")
-        elif guard.cs:
-            text = fields.text(name, getter)
-            out.append(f"h = N{k}({text}) if {text} else ()")
-        else:
-            folded = fields.folded(name, getter)
-            out.append(f"h = N{k}({folded}) if {folded} else ()")
-    if guard.filters:
-        also = list(dict.fromkeys((f, g) for f, g, _v in guard.filters.values()))
-        where = {f: j for j, (f, _g) in enumerate(also)}
-        env[f"A{k}"] = {i: (where[f], values) for i, (f, _g, values) in guard.filters.items()}
-        seen = ", ".join(fields.folded(f, g) for f, g in also)
-        out.append("if h:")
-        out.append(f"    a = ({seen},)")
-        out.append(f"    h = [i for i in h if (c := A{k}.get(i)) is None or a[c[0]] in c[1]]")
+        env[f"N{k}"], env[f"NM{k}"] = guard.index.scan, guard.index.memo
+        env[f"E{k}"] = guard.everyone
+        out += _needle_lines(guard, fields, f"N{k}", f"NM{k}", f"E{k}", "")
+    out += _filter_lines(k, guard, fields, env)
     out.append("if h: picked += h")
     return out
+
+
+def _filter_lines(k: int, guard: GuardIndex, fields: _Fields, env: dict[str, Any]) -> list[str]:
+    """The lines that keep of index ``k``'s answer ``h`` the rules its ``also`` filters pass."""
+    if not guard.filters:
+        return []
+    also = list(dict.fromkeys((f, g) for f, g, _v in guard.filters.values()))
+    where = {f: j for j, (f, _g) in enumerate(also)}
+    env[f"A{k}"] = {i: (where[f], values) for i, (f, _g, values) in guard.filters.items()}
+    seen = ", ".join(fields.folded(f, g) for f, g in also)
+    return [
+        "if h:",
+        f"    a = ({seen},)",
+        f"    h = [i for i in h if (c := A{k}.get(i)) is None or a[c[0]] in c[1]]",
+    ]
 
 
 def _split_by_filter(
@@ -183,28 +278,50 @@ def _split_by_filter(
     ((fname, fgetter),) = also
     mode = "contains" if guard.kind == "regex" else guard.kind
 
-    def passing(value: str | None) -> tuple[Callable[[str], Any] | None, tuple[int, ...]]:
+    def passing(value: str | None) -> tuple[Any, tuple[int, ...], dict[str, Any] | None]:
         table: dict[str, list[int]] = {}
         for needle, positions in guard.table.items():
             kept = [i for i in positions if i not in filters or value in filters[i][2]]
             if kept:
                 table[needle] = kept
         everyone = tuple(i for i in guard.everyone if i not in filters or value in filters[i][2])
-        return (NeedleIndex(table, mode).hits if table else None), everyone
+        if not table:
+            return None, everyone, None
+        needles = NeedleIndex(table, mode)
+        return needles.scan, everyone, needles.memo
 
     wanted = {v for _f, _g, values in filters.values() for v in values}
     env[f"P{k}"] = {v: passing(v) for v in sorted(wanted)}
     env[f"D{k}"] = passing(None)  # a value no filter lets through: the unfiltered rules only
     key = fields.folded(fname, fgetter)
-    out.append(f"n, e = P{k}.get({key}, D{k})")
-    name, getter = guard.name, guard.getter
-    if guard.ascii_only:
-        text, folded = fields.text(name, getter), fields.folded(name, getter)
-        out.append(f"h = (n({folded}) if {text}.isascii() else e) if {text} and n else ()")
-    elif guard.cs:
-        text = fields.text(name, getter)
-        out.append(f"h = n({text}) if {text} and n else ()")
-    else:
-        folded = fields.folded(name, getter)
-        out.append(f"h = n({folded}) if {folded} and n else ()")
+    out.append(f"n, e, m = P{k}.get({key}, D{k})")
+    out += _needle_lines(guard, fields, "n", "m", "e", " and n")
     return True
+
+
+def _needle_lines(
+    guard: GuardIndex, fields: _Fields, hits: str, memo: str, everyone: str, extra: str
+) -> list[str]:
+    """``h = NeedleIndex.hits(text)`` for a needle index, inlined: its memo is read and
+    filled here (``hits`` is the scan): the texts of a history repeat, and a dict lookup is
+    cheaper than a call."""
+    name, getter = guard.name, guard.getter
+    text = fields.text(name, getter)
+    arg = text if guard.cs else fields.folded(name, getter)
+    fields.env["MEMO_LIMIT"] = MEMO_LIMIT
+    lookup = [
+        f"h = {memo}.get({arg})",
+        "if h is None:",
+        f"    if len({memo}) >= MEMO_LIMIT: {memo}.clear()",
+        f"    h = {memo}[{arg}] = {hits}({arg})",
+    ]
+    if guard.ascii_only:  # a case-insensitive regex literal: ASCII text only
+        test = text
+        lookup = [
+            f"if {text}.isascii():",
+            *("    " + line for line in lookup),
+            f"else: h = {everyone}",
+        ]
+    else:
+        test = arg
+    return [f"if {test}{extra}:", *("    " + line for line in lookup), "else: h = ()"]

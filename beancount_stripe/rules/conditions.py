@@ -210,3 +210,24 @@ def _type_index(when: Cond) -> tuple[frozenset[str] | None, Pred | None]:
                 return part.values, _always
             return part.values, others[0].test if len(others) == 1 else _all(others).test
     return None, None
+
+
+def residual(when: Cond, rest: Pred | None, sure: tuple[Cond, ...]) -> Pred | None:
+    """What is left to test of ``when`` for a rule offered by an index that proves the leaves
+    ``sure`` (and, when the rule has a ``rest``, by the type index that proves its ``type``
+    leaf); None when nothing is left. The leaves dropped are equalities and needles: they
+    capture nothing, so the regex captures a template reads are the same."""
+    if not sure:
+        test = when.test if rest is None else rest
+        return None if test is _always else test
+    parts = when.parts if when.kind == "all" else (when,)
+    drop = {id(p) for p in sure}
+    if rest is not None:  # the leaf ``_type_index`` took
+        for part in parts:
+            if part.kind == "leaf" and part.field == "type" and part.values is not None:
+                drop.add(id(part))
+                break
+    others = [p for p in parts if id(p) not in drop and p.test is not _always]
+    if not others:
+        return None
+    return others[0].test if len(others) == 1 else _all(others).test

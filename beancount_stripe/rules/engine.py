@@ -81,9 +81,10 @@ def apply_rules(
         postings = list(old_postings)
         if account_rule.split:
             postings[-1:] = _split_postings(counter, account_rule.split, accounts)
+            accounts = tuple(p.account for p in postings[len(old_postings) - 1 :])
         else:
             postings[-1] = _with_account(counter, accounts[0])
-        accounts = tuple(p.account for p in postings[len(old_postings) - 1 :])
+            accounts = accounts[:1]
     else:
         postings = old_postings
         accounts = (booked,)
@@ -103,11 +104,18 @@ def apply_rules(
         narration = entry.narration
     if payee is not None and payee == narration:
         payee = None  # "Advance funding" "Advance funding" says it twice; the narration is enough
-    explanation = (
-        Explanation(str(bt.get("id")), deciders, list(matched), party, booked, accounts)
-        if explain
-        else UNEXPLAINED
-    )
+    if explain:
+        txn_id = bt.get("id")
+        explanation = Explanation(
+            txn_id if type(txn_id) is str else str(txn_id),
+            deciders,
+            list(matched),
+            party,
+            booked,
+            accounts,
+        )
+    else:
+        explanation = UNEXPLAINED
     uncategorized = ruleset.uncategorized
     review = flag == "!"
     if not review:
@@ -169,14 +177,16 @@ def _decide(cand: Any, facts: Facts) -> _Decision:
     meta_set = False
     rules, tests, acts, stop, want = cand.rules, cand.tests, cand.acts, cand.stop, cand.want
     captures = facts.captures
-    for i in cand.order(facts):
+    compiled = cand.compiled
+    for i in compiled(facts) if compiled is not None else cand.reference_order(facts):
         if not (stop[i] & free):
             break  # nothing from this rule on can change the entry
         if not (want[i] & free):
             continue  # decides only what earlier rules decided
         if captures:
             captures.clear()
-        if not tests[i](facts):
+        test = tests[i]
+        if test is not None and not test(facts):
             continue
         rule = rules[i]
         matched.append(rule)
@@ -261,27 +271,37 @@ def split_amounts(
     fixed amount never takes more than is left, so every leg has the sign of ``total`` and the
     legs always add up to exactly ``total``.
     """
-    quantum = Decimal(1).scaleb(-exponent)
+    quantum = _QUANTA.get(exponent)
+    if quantum is None:
+        quantum = _QUANTA[exponent] = Decimal(1).scaleb(-exponent)
     sign = -1 if total < 0 else 1
     magnitude = abs(total)
     out: list[Decimal] = []
-    allocated = Decimal(0)
-    cumulative = Decimal(0)
+    allocated = cumulative = _ZERO
+    before = None  # the rounded share of the percentages so far: the last percent leg's after
+    last = len(shares) - 1
     for i, (percent, amount) in enumerate(shares):
-        if i == len(shares) - 1:
+        if i == last:
             out.append(sign * (magnitude - allocated))
             break
         if percent is not None:
-            before = (magnitude * cumulative / 100).quantize(quantum, ROUND_HALF_EVEN)
+            if before is None:
+                before = (magnitude * cumulative / 100).quantize(quantum, ROUND_HALF_EVEN)
             cumulative += percent
             after = (magnitude * cumulative / 100).quantize(quantum, ROUND_HALF_EVEN)
             share = after - before
+            before = after
         else:
-            share = (amount or Decimal(0)).quantize(quantum, ROUND_HALF_EVEN)
-        share = max(Decimal(0), min(share, magnitude - allocated))
+            share = (amount or _ZERO).quantize(quantum, ROUND_HALF_EVEN)
+        share = max(_ZERO, min(share, magnitude - allocated))
         allocated += share
         out.append(sign * share)
-    return [x.quantize(quantum) if x else Decimal(0).quantize(quantum) for x in out]
+    zero = _ZERO.quantize(quantum)
+    return [x.quantize(quantum) if x else zero for x in out]
+
+
+_ZERO = Decimal(0)
+_QUANTA: dict[int, Decimal] = {}  # exponent → its quantum (``split_amounts``)
 
 
 def needs_review(entry: data.Transaction, uncategorized: str) -> bool:

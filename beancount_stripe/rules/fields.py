@@ -40,7 +40,11 @@ def _bt_money(key: str) -> Getter:
             return None
         return currency.to_decimal(value, f.bt.get("currency"))  # type: ignore[arg-type]
 
+    setattr(get, BT_MONEY, key)  # read inline by the compiled indexes (rules/compiled.py)
     return get
+
+
+BT_MONEY = "_bt_money"
 
 
 def _exchange_rate(f: Facts) -> Any:
@@ -51,7 +55,7 @@ def _exchange_rate(f: Facts) -> Any:
 
 
 def _created(f: Facts) -> Any:
-    return f.entry.date
+    return f.entry.date  # read inline by the compiled indexes (rules/compiled.py)
 
 
 def _available_on(f: Facts) -> Any:
@@ -84,11 +88,14 @@ def _is_mapping(obj: Any) -> bool:
     return type(obj) is dict or isinstance(obj, Mapping)
 
 
+CHARGE_TYPES = ("charge", "payment")  # BT types whose source is the charge itself
+
+
 def _find_charge(bt: Mapping[str, Any]) -> Mapping[str, Any] | None:
     source = bt.get("source")
     if not _is_mapping(source):
         return None
-    if source.get("object") == "charge" or bt.get("type") in ("charge", "payment"):
+    if source.get("object") == "charge" or bt.get("type") in CHARGE_TYPES:
         return source
     charge = source.get("charge")
     return charge if _is_mapping(charge) else None
@@ -112,13 +119,18 @@ def _first_text(*values: Any) -> str | None:
     return None
 
 
-def _charge_path(*path: str, words: bool = False) -> Callable[[Getter], Getter]:
+def _charge_path(
+    *path: str, words: bool = False, absent: str = "", chargeless: bool = True
+) -> Callable[[Getter], Getter]:
     """Mark a charge field's usual shape for the compiled indexes (rules/compiled.py): when the
     charge is a dict and ``path`` leads to a str (``words``: whitespace-normalized, not blank),
-    that str is the field's value; otherwise the getter decides."""
+    that str is the field's value; otherwise the getter decides. ``absent`` says when the
+    getter would answer None without being asked: "dict" when the last step's mapping is a dict
+    without the key (or None under it), "source" when, besides, the charge is the BT's source.
+    ``chargeless``: the field is None for a BT with no charge behind it (a payout, a fee)."""
 
     def mark(getter: Getter) -> Getter:
-        setattr(getter, CHARGE_PATH, (path, words))
+        setattr(getter, CHARGE_PATH, (path, words, absent, chargeless))
         return getter
 
     return mark
@@ -163,7 +175,7 @@ def _customer_email(f: Facts) -> Any:
     )
 
 
-@_charge_path("customer")
+@_charge_path("customer", absent="dict")
 def _customer_id(f: Facts) -> Any:
     charge = _charge(f)
     if type(charge) is dict:
@@ -197,7 +209,7 @@ def _payment_method(f: Facts) -> Any:
 
 
 def _card(key: str) -> Getter:
-    @_charge_path("payment_method_details", "card", key)
+    @_charge_path("payment_method_details", "card", key, absent="dict")
     def get(f: Facts) -> Any:
         value = _sub(_charge(f), "payment_method_details", "card", key)
         return value if isinstance(value, str) else None
@@ -284,7 +296,7 @@ def _path_getter(path: tuple[str, ...]) -> Getter:
 
 
 def _metadata_getter(key: str) -> Getter:
-    @_charge_path("metadata", key)
+    @_charge_path("metadata", key, absent="source", chargeless=False)  # the source's, then
     def get(f: Facts) -> Any:
         charge = _charge(f)
         if type(charge) is dict:  # the usual shape: the charge's own metadata has the key

@@ -68,6 +68,9 @@ class Guard:
     # a second, broad ``field = value`` leaf checked before the rule is offered: (field, getter,
     # casefolded values); "Gift" in the description *and* currency EUR
     also: tuple[str, Getter, frozenset[str]] | None = None
+    # the leaves of the condition that hold whenever this index offers the rule (its equality,
+    # its needle, its ``also``): the engine need not test them again (``conditions.residual``)
+    sure: tuple[Cond, ...] = ()
 
 
 def regex_literals(pattern: re.Pattern[str]) -> list[str]:
@@ -123,7 +126,9 @@ def guard_of(rule_when: Cond, counts: Mapping[str, int] | None = None) -> Guard 
     for name in _BROAD:
         for p in parts:
             if p.kind == "leaf" and p.field == name and p.values is not None and p.getter:
-                return dataclasses.replace(guard, also=(name, p.getter, p.values))
+                return dataclasses.replace(
+                    guard, also=(name, p.getter, p.values), sure=(*guard.sure, p)
+                )
     return guard
 
 
@@ -140,7 +145,7 @@ def _guard_of(rule_when: Cond, counts: Mapping[str, int] | None = None) -> Guard
 
     def equals(p: Cond) -> Guard:
         assert p.field is not None and p.getter is not None and p.values is not None
-        return Guard("equals", p.field, p.getter, values=p.values)
+        return Guard("equals", p.field, p.getter, values=p.values, sure=(p,))
 
     eq = [p for p in leaves if p.values is not None]
     for name in _SELECTIVE:
@@ -158,7 +163,7 @@ def _guard_of(rule_when: Cond, counts: Mapping[str, int] | None = None) -> Guard
     if needles:
         p = min(needles, key=lambda p: (counts.get(p.needle or "", 0), -len(p.needle or "")))
         assert p.field is not None and p.getter is not None and p.op is not None
-        return Guard(p.op, p.field, p.getter, cs=p.cs, needle=p.needle or "")
+        return Guard(p.op, p.field, p.getter, cs=p.cs, needle=p.needle or "", sure=(p,))
     literals = []
     for p in leaves:
         if p.op == "regex" and p.pattern is not None:
@@ -179,7 +184,14 @@ def _guard_of(rule_when: Cond, counts: Mapping[str, int] | None = None) -> Guard
         if len(keys) <= _MAX_KEYS:
             fields = tuple((p.field or "", p.getter) for p in broad)
             name = "&".join(f for f, _g in fields)
-            return Guard("equals", name, broad[0].getter, values=frozenset(keys), fields=fields)  # type: ignore[arg-type]
+            return Guard(
+                "equals",
+                name,
+                broad[0].getter,  # type: ignore[arg-type]
+                values=frozenset(keys),
+                fields=fields,  # type: ignore[arg-type]
+                sure=tuple(broad),
+            )
     if broad:
         return equals(min(broad, key=lambda p: _BROAD.index(p.field or "")))
     if ranges:
@@ -265,13 +277,14 @@ class NeedleIndex:
         """Positions of the needles ``text`` holds (do not modify the answer: it is shared)."""
         found = self.memo.get(text)
         if found is None:
-            found = self._scan(text)
+            found = self.scan(text)
             if len(self.memo) >= MEMO_LIMIT:
                 self.memo.clear()
             self.memo[text] = found
         return found
 
-    def _scan(self, text: str) -> Iterable[int]:
+    def scan(self, text: str) -> Iterable[int]:
+        """``hits`` without the memo (the compiled indexes read the memo themselves)."""
         if self.mode == "contains":
             found = self.regex.findall(text)
             if not found:
@@ -309,6 +322,7 @@ class GuardIndex:
         "low_positions",
         "lows",
         "name",
+        "sure",
         "table",
     )
 
@@ -325,8 +339,11 @@ class GuardIndex:
         self.lows: list[tuple[Any, int]] = []  # range: (bound, position) of `gte` rules
         self.highs: list[tuple[Any, int]] = []  # range: (bound, position) of `lte` rules
         self.filters: dict[int, tuple[str, Getter, frozenset[str]]] = {}  # position → ``also``
+        self.sure: dict[int, tuple[Cond, ...]] = {}  # position → the leaves its offer proves
 
     def add(self, guard: Guard, position: int) -> None:
+        if guard.sure:
+            self.sure[position] = guard.sure
         if guard.also is not None:
             self.filters[position] = guard.also
         if self.kind == "range":

@@ -72,22 +72,43 @@ class Template:
     pieces: tuple[tuple[str, str | None, Getter | None], ...]  # (literal, slot, getter)
     # the rendered text when the template has no slots (``tags: [vip]``): rendered once
     fixed: str | None = field(default=None, init=False, compare=False, repr=False)
+    # (head, field, getter, tail) when the template is one field slot between two literals
+    # (``{description} #4``, ``Key 5 ({customer.name})``): rendered without the general loop
+    single: tuple[str, str, Getter, str] | None = field(
+        default=None, init=False, compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         if all(slot is None for _literal, slot, _getter in self.pieces):
             text = " ".join("".join(literal for literal, _s, _g in self.pieces).split())
             object.__setattr__(self, "fixed", text)
+            return
+        head, slot, getter = self.pieces[0]
+        rest = self.pieces[1:]
+        if slot is not None and getter is not None and all(s is None for _l, s, _g in rest):
+            tail = "".join(literal for literal, _s, _g in rest)
+            object.__setattr__(self, "single", (head, slot, getter, tail))
 
     def render(self, facts: Facts) -> str:
         if self.fixed is not None:
             return self.fixed
+        single = self.single
+        if single is not None:
+            head, slot, getter, tail = single
+            value = facts._values.get(slot)
+            if type(value) is not str:
+                value = facts.text(slot, getter)
+            return " ".join((head + value + tail if value else head + tail).split())
         out: list[str] = []
+        values = facts._values
         for literal, slot, getter in self.pieces:
             out.append(literal)
             if slot is None:
                 continue
             if getter is not None:
-                value = facts.text(slot, getter)
+                value = values.get(slot)  # a str cached by ``Facts``: its text as is
+                if type(value) is not str:
+                    value = facts.text(slot, getter)
             else:
                 value = _capture(facts.captures, slot)
             if value:

@@ -21,7 +21,7 @@ from beancount_stripe.errors import ConfigError
 from beancount_stripe.rules import index
 from beancount_stripe.rules.compiled import compile_order
 from beancount_stripe.rules.compiler import load_rules
-from beancount_stripe.rules.conditions import _always
+from beancount_stripe.rules.conditions import _always, residual
 from beancount_stripe.rules.fields import (
     _PARTY_ID_FIELDS,
     BT_TEXT,
@@ -45,7 +45,8 @@ class _Candidates:
     """The rules that can match one BT type, with what is left to decide after each."""
 
     rules: tuple[Rule, ...]
-    tests: tuple[Pred, ...]  # what is left to test of each rule's condition
+    # what is left to test of each rule's condition once offered (None: nothing)
+    tests: tuple[Pred | None, ...]
     masks: tuple[int, ...]
     additive: tuple[bool, ...]
     more_after: tuple[int, ...]  # OR of the masks of rules[i:]
@@ -121,6 +122,12 @@ def _memo_keys(rules: Sequence[Rule]) -> tuple[str, ...] | None:
         if not _fixed(templates + [t for _k, t in rule.meta]):
             return None
     return tuple(sorted(keys))
+
+
+_MISSING: Any = object()
+# party id fields that are a key of a dict source when its value is None (or, for the
+# destination, a str): ``resolve_party`` reads them without their getters
+_SOURCE_IDS = {"destination": "destination", "source.account": "account"}
 
 
 class Ruleset:
@@ -246,10 +253,12 @@ class Ruleset:
                 add = add or rule.additive
                 more.append(acc)
                 additive.append(add)
-            tests = tuple(
-                r.rest if r.types is not None and r.rest is not None else r.when.test for r in rules
-            )
             unguarded, guards = index.build(rules)
+            sure = {i: leaves for guard in guards for i, leaves in guard.sure.items()}
+            tests = tuple(
+                residual(r.when, r.rest if r.types is not None else None, sure.get(i, ()))
+                for i, r in enumerate(rules)
+            )
             compiled = compile_order(unguarded, guards) if guards else None
             more_after, additive_after = tuple(reversed(more)), tuple(reversed(additive))
             found = _Candidates(
@@ -274,10 +283,22 @@ class Ruleset:
         """(canonical payee, how it was recognized): id, email, email domain, name, description."""
         if not self.parties:
             return None, ""
-        for key, getter in _PARTY_ID_FIELDS if self._ids else ():
-            ident = facts.text(key, getter)
-            if ident and ident in self._ids:
-                return self._ids[ident].payee, f"{key} {ident}"
+        ids = self._ids
+        if ids:
+            values = facts._values
+            source = facts.bt.get("source")
+            plain = type(source) is dict
+            for key, getter in _PARTY_ID_FIELDS:
+                ident = values.get(key, _MISSING)
+                if ident is _MISSING and plain and key in _SOURCE_IDS:
+                    # ``_destination`` / ``source.account`` of a dict source, in one step
+                    ident = source.get(_SOURCE_IDS[key])  # type: ignore[union-attr]
+                    if ident is not None and (type(ident) is not str or key != "destination"):
+                        ident = facts.text(key, getter)
+                elif ident is _MISSING or (ident is not None and type(ident) is not str):
+                    ident = facts.text(key, getter)
+                if ident and ident in ids:
+                    return ids[ident].payee, f"{key} {ident}"
         email = facts.folded("customer.email", _customer_email) if self._emails else None
         if email:
             if email in self._emails:
