@@ -130,3 +130,34 @@ def apply(tmp_path: Path) -> Apply:
 
 def replace(client: ClientConfig, **changes: Any) -> ClientConfig:
     return dataclasses.replace(client, **changes)
+
+
+def outcome(pairs: list[tuple[Any, Any]]) -> list[Any]:
+    """What a booking with rules decided, comparable across rulesets: entries, deciders by
+    part, matched rules and the party, by rule name."""
+    return [
+        (
+            entry,
+            {part: r.name for part, r in why.deciders.items()},
+            [r.name for r in why.matched],
+            why.party,
+        )
+        for entry, why in pairs
+    ]
+
+
+def assert_decided_as_without_index(
+    bts: list[dict[str, Any]], client: ClientConfig, ruleset: rules.Ruleset
+) -> None:
+    """``ruleset`` books ``bts`` exactly as the same rules evaluated one by one, with no index:
+    the same entries, deciders, matched rules and parties."""
+    from beancount_stripe.rules import index
+
+    fast = outcome(rules.book_with_rules(bts, client, ruleset))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(index, "build", lambda rs: (tuple(range(len(rs))), ()))
+        plain_set = rules.Ruleset(
+            ruleset.files, ruleset.accounts, ruleset.account_name, ruleset.tz, "test"
+        )
+        assert not plain_set.candidates("charge").guards
+        assert outcome(rules.book_with_rules(bts, client, plain_set)) == fast

@@ -22,9 +22,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from beancount_stripe import booking, rules
-from beancount_stripe.rules import index
 
-from .conftest import CHARGE, PAYOUT, client_with, write_rules
+from .conftest import (
+    CHARGE,
+    PAYOUT,
+    assert_decided_as_without_index,
+    client_with,
+    outcome,
+    write_rules,
+)
 
 WORDS = ["Blend", "blend", "Order", "#1", "Kit", "kettle", "ÄPFEL", "straße", "İst", "Gift"]
 NAMES = ["Lena Larsen", "Noah Rossi", "  noah  ROSSI ", "  ", None]
@@ -135,17 +141,6 @@ def bt(draw: st.DrawFn, i: int) -> dict[str, Any]:
     return out
 
 
-def _outcome(pairs: list[tuple[Any, Any]]) -> list[Any]:
-    return [
-        (
-            entry,
-            {part: r.name for part, r in why.deciders.items()},
-            [r.name for r in why.matched],
-        )
-        for entry, why in pairs
-    ]
-
-
 @settings(
     max_examples=150,
     deadline=None,
@@ -168,14 +163,7 @@ def test_compiled_indexes_decide_exactly_like_the_plain_evaluation(
             compiled = list(cand.compiled(rules.Facts(one, entry, ruleset)))
             reference = sorted(cand.reference_order(rules.Facts(one, entry, ruleset)))
             assert compiled == reference
-        fast = _outcome(rules.book_with_rules(bts, client, ruleset))
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(index, "build", lambda rs: (tuple(range(len(rs))), ()))
-            plain_set = rules.Ruleset(
-                ruleset.files, ruleset.accounts, ruleset.account_name, ruleset.tz, "test"
-            )
-            assert not plain_set.candidates("charge").guards
-            assert _outcome(rules.book_with_rules(bts, client, plain_set)) == fast
+        assert_decided_as_without_index(bts, client, ruleset)
 
 
 # -- the decision memo (``_Candidates.memo``): rules that read only few-valued BT fields ----------
@@ -245,15 +233,15 @@ def test_the_decision_memo_decides_exactly_like_testing_every_rule(
         charges = ruleset.candidates("charge")
         if charges.rules and "description" not in text and "{customer" not in text:
             assert charges.memo_keys is not None  # the memo is what is tested here
-        memoised = _outcome(rules.book_with_rules(bts, client, ruleset))
-        again = _outcome(rules.book_with_rules(bts, client, ruleset))  # answered from the memo
+        memoised = outcome(rules.book_with_rules(bts, client, ruleset))
+        again = outcome(rules.book_with_rules(bts, client, ruleset))  # answered from the memo
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(rules.Ruleset, "memoise", False)
             plain_set = rules.Ruleset(
                 ruleset.files, ruleset.accounts, ruleset.account_name, ruleset.tz, "test"
             )
             assert plain_set.candidates("charge").memo_keys is None
-            plain = _outcome(rules.book_with_rules(bts, client, plain_set))
+            plain = outcome(rules.book_with_rules(bts, client, plain_set))
         assert memoised == plain
         assert again == plain
         for one in bts:

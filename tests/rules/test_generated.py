@@ -20,15 +20,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from beancount_stripe import booking, rules
-from beancount_stripe.rules import index
 from beancount_stripe.rules.fields import Facts, field_spec
 
-from .conftest import CHARGE, PAYOUT, client_with, write_rules
+from .conftest import CHARGE, PAYOUT, assert_decided_as_without_index, client_with, write_rules
 
 LEAVES = [
     "customer.id: cus_1LenaLarsen00001",
@@ -149,18 +147,6 @@ def bt(draw: st.DrawFn, i: int) -> dict[str, Any]:
     return out
 
 
-def _outcome(pairs: list[tuple[Any, Any]]) -> list[Any]:
-    return [
-        (
-            entry,
-            {part: r.name for part, r in why.deciders.items()},
-            [r.name for r in why.matched],
-            why.party,
-        )
-        for entry, why in pairs
-    ]
-
-
 @settings(
     max_examples=150,
     deadline=None,
@@ -189,14 +175,7 @@ def test_generated_code_decides_exactly_like_the_plain_evaluation(
                 fresh = Facts(one, entry, ruleset)
                 expected = fresh.folded(name, spec[1]) if key[0] == "\0" else spec[1](fresh)
                 assert value == expected and type(value) is type(expected), key
-        fast = _outcome(rules.book_with_rules(bts, client, ruleset))
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(index, "build", lambda rs: (tuple(range(len(rs))), ()))
-            plain_set = rules.Ruleset(
-                ruleset.files, ruleset.accounts, ruleset.account_name, ruleset.tz, "test"
-            )
-            assert not plain_set.candidates("charge").guards
-            assert _outcome(rules.book_with_rules(bts, client, plain_set)) == fast
+        assert_decided_as_without_index(bts, client, ruleset)
 
 
 def test_a_rule_offered_by_its_equality_and_filter_has_nothing_left_to_test(

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from beancount_stripe import rules
 from beancount_stripe.rules import index
 
-from .conftest import CHARGE, DEFAULT_RULES, client_with, write_rules
+from .conftest import CHARGE, DEFAULT_RULES, client_with, outcome, write_rules
 from .test_golden import history_bts
 
 TEXT = st.text(alphabet="abcAB İıKkſs", max_size=12)
@@ -102,17 +102,6 @@ def _unindexed(monkeypatch: pytest.MonkeyPatch, rs: rules.Ruleset) -> None:
     rs._candidates.clear()
 
 
-def _outcome(pairs: list[tuple[Any, Any]]) -> list[Any]:
-    return [
-        (
-            entry,
-            {part: rule.name for part, rule in why.deciders.items()},
-            [rule.name for rule in why.matched],
-        )
-        for entry, why in pairs
-    ]
-
-
 def _odd_bts() -> list[dict[str, Any]]:
     out = []
     for i, desc in enumerate(["İSTANBUL order", "Kelvin K sale", "ſtraße Pro plan", None, ""]):
@@ -130,15 +119,15 @@ def test_indexed_ruleset_decides_exactly_like_testing_every_rule(
     client = client_with(tmp_path, (path,), (DEFAULT_RULES,))
     bts = history_bts() + _odd_bts()
     ruleset = rules.ruleset_for(client)
-    fast = _outcome(rules.book_with_rules(bts, client, ruleset))
+    fast = outcome(rules.book_with_rules(bts, client, ruleset))
     guarded = ruleset.candidates("charge").guards
     assert {g.kind for g in guarded} >= {"equals", "contains", "prefix", "suffix", "regex", "range"}
     assert any(g.fields for g in guarded)  # a composite equality (currency & payment_method)
-    fired = {name for _e, _d, matched in fast for name in matched}
+    fired = {name for _e, _d, matched, _party in fast for name in matched}
     assert len(fired) >= 20  # the comparison covers rules that really match
     _unindexed(monkeypatch, ruleset)
     assert not ruleset.candidates("charge").guards
-    assert _outcome(rules.book_with_rules(bts, client, ruleset)) == fast
+    assert outcome(rules.book_with_rules(bts, client, ruleset)) == fast
 
 
 BOUNDS = """
@@ -169,10 +158,10 @@ def test_range_bounds_are_inclusive_exactly_like_the_conditions(
         bt["source"]["metadata"] = {"qty": qty}
         bts.append(bt)
     ruleset = rules.ruleset_for(client)
-    fast = _outcome(rules.book_with_rules(bts, client, ruleset))
+    fast = outcome(rules.book_with_rules(bts, client, ruleset))
     assert {g.kind for g in ruleset.candidates("charge").guards} == {"range"}
-    tags = {entry.meta["stripe_id"]: sorted(entry.tags) for entry, _d, _m in fast}
+    tags = {entry.meta["stripe_id"]: sorted(entry.tags) for entry, _d, _m, _p in fast}
     assert tags["txn_b1"] == ["cents", "day", "gte", "lte", "point", "qty"]  # 10.00 on the day
     assert tags["txn_b3"] == ["after", "cents", "gte", "lte", "point"]  # qty NaN: no match
     _unindexed(monkeypatch, ruleset)
-    assert _outcome(rules.book_with_rules(bts, client, ruleset)) == fast
+    assert outcome(rules.book_with_rules(bts, client, ruleset)) == fast
