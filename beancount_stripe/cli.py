@@ -236,7 +236,8 @@ _rate_limit_option = click.option(
     default=1,
     show_default=True,
     help="Sync this many clients at once, each under its own rate limit (output stays in order). "
-    f"With {2 * JOBS_PER_PROCESS}+ jobs they are split over worker processes, one per CPU at most.",
+    f"With {2 * JOBS_PER_PROCESS}+ jobs and clients they are split over worker processes, "
+    "one per CPU at most.",
 )
 @click.option(
     "--processes",
