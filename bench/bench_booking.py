@@ -31,8 +31,6 @@ import os
 import random
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +42,7 @@ from beancount_stripe.simulator import generate_history
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import figures as handed
+from figures import best
 from live_rules import client_rules, live_count
 
 REPO = Path(__file__).resolve().parent.parent
@@ -76,19 +75,6 @@ def history(size: int, seed: int, cache: Path) -> tuple[Path, Path, list[dict[st
         archive.write_month(folder / "archive", "2026-10", "bench", ACCOUNT, bts, complete=True)
         array_file.write_text(json.dumps(bts), encoding="utf-8")
     return archive_file, array_file, archive.read_transactions(archive_file)
-
-
-def best(label: str, repeat: int, fn: Callable[[], Any]) -> tuple[float, Any]:
-    """Best CPU seconds of ``repeat`` runs of ``fn`` (wall seconds printed beside)."""
-    cpu, wall, result = [], [], None
-    for _ in range(repeat):
-        result = None
-        w0, c0 = time.perf_counter(), time.process_time()
-        result = fn()
-        cpu.append(time.process_time() - c0)
-        wall.append(time.perf_counter() - w0)
-    print(f"  {label:<58} {min(cpu):7.2f} s CPU  ({min(wall):6.2f} s wall)")
-    return min(cpu), result
 
 
 def printer_text(entries: list[Any]) -> str:

@@ -42,6 +42,7 @@ from beancount_stripe.simulator import generate_history
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import figures
+from figures import best
 from live_rules import client_rules, live_count
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,19 +59,6 @@ PRODUCTS = [
     "Wholesale order",
     "Barista workshop",
 ]
-
-
-def best(label: str, repeat: int, fn):  # type: ignore[no-untyped-def]
-    """Best process-CPU seconds of ``repeat`` runs of ``fn`` (wall seconds beside)."""
-    cpu, wall, result = [], [], None
-    for _ in range(repeat):
-        result = None
-        w0, c0 = time.perf_counter(), time.process_time()
-        result = fn()
-        cpu.append(time.process_time() - c0)
-        wall.append(time.perf_counter() - w0)
-    print(f"  {label:<56} {min(cpu):7.2f} s CPU  ({min(wall):6.2f} s wall)")
-    return result, min(cpu)
 
 
 def interleaved(repeat: int, runs: list[tuple[str, Any]]) -> list[tuple[Any, float]]:
@@ -150,7 +138,7 @@ def main() -> None:
         f"rules ({n_client} client + {n_default} shared defaults), 100 parties, seed {args.seed}, "
         f"best of {args.repeat}"
     )
-    history, _ = best(
+    _, history = best(
         "generate history (simulator)",
         1,
         lambda: generate_history(
@@ -194,7 +182,7 @@ def main() -> None:
         plain = client((), ())
         ruled = client((own,), (DEFAULT_RULES,))
         print("baseline: booking")
-        _, t_book = best(
+        t_book, _ = best(
             "book without rules (booking.book_all)",
             args.repeat,
             lambda: _quiet(lambda: booking.book_all(bts, plain)),

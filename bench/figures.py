@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +54,17 @@ def write_section(name: str, body: list[str], *, at_top: bool = False) -> None:
         new = old.rstrip("\n") + "\n\n" + section + "\n"
     RESULTS.write_text(new, encoding="utf-8")
     print(f"wrote its section of bench/{RESULTS.name}")
+
+
+def best(label: str, repeat: int, fn: Callable[[], Any], width: int = 58) -> tuple[float, Any]:
+    """Best process-CPU seconds of ``repeat`` runs of ``fn`` (wall seconds printed beside), and
+    the last run's result: the machine is shared, so CPU time is the figure to compare."""
+    cpu, wall, result = [], [], None
+    for _ in range(repeat):
+        result = None
+        w0, c0 = time.perf_counter(), time.process_time()
+        result = fn()
+        cpu.append(time.process_time() - c0)
+        wall.append(time.perf_counter() - w0)
+    print(f"  {label:<{width}} {min(cpu):7.2f} s CPU  ({min(wall):6.2f} s wall)")
+    return min(cpu), result

@@ -206,19 +206,9 @@ def _decide(cand: Any, facts: Facts) -> _Decision:
             decided |= bit
             free = ~decided
         if rule.tags:
-            for template in rule.tags:
-                token = _token(template.render(facts))
-                if token:
-                    if tags is None:
-                        tags = set()
-                    tags.add(token)
+            tags = _add_tokens(rule.tags, facts, tags)
         if rule.links:
-            for template in rule.links:
-                token = _token(template.render(facts))
-                if token:
-                    if links is None:
-                        links = set()
-                    links.add(token)
+            links = _add_tokens(rule.links, facts, links)
     account_rule = values.get("account")
     accounts = facts.ruleset.account_of(account_rule) if account_rule is not None else ()
     return (
@@ -234,6 +224,17 @@ def _decide(cand: Any, facts: Facts) -> _Decision:
         values.get("flag"),
         values.get("narration", _UNSET),
     )
+
+
+def _add_tokens(templates: Any, facts: Facts, into: set[str] | None) -> set[str] | None:
+    """``into`` with each non-empty tag or link token the templates render (made when needed)."""
+    for template in templates:
+        token = _token(template.render(facts))
+        if token:
+            if into is None:
+                into = set()
+            into.add(token)
+    return into
 
 
 def _token(text: str) -> str:

@@ -147,27 +147,30 @@ def _one_text(value: Any) -> str | None:
     return _first_text(value)
 
 
+def _billing_text(charge: Any, key: str) -> str | None:
+    """The charge's ``billing_details[key]`` when it is text: the usual shape, in one step."""
+    if type(charge) is dict:
+        billing = charge.get("billing_details")
+        if type(billing) is dict:
+            return _one_text(billing.get(key))
+    return None
+
+
 @_charge_path("billing_details", "name", words=True)
 def _customer_name(f: Facts) -> Any:
     charge = _charge(f)
-    if type(charge) is dict:  # the usual shape: try the billing name first, in one step
-        billing = charge.get("billing_details")
-        if type(billing) is dict:
-            name = _one_text(billing.get("name"))
-            if name is not None:
-                return name
+    name = _billing_text(charge, "name")
+    if name is not None:
+        return name
     return _first_text(_sub(charge, "billing_details", "name"), _sub(charge, "customer", "name"))
 
 
 @_charge_path("billing_details", "email", words=True)
 def _customer_email(f: Facts) -> Any:
     charge = _charge(f)
-    if type(charge) is dict:  # the usual shape: try the billing email first, in one step
-        billing = charge.get("billing_details")
-        if type(billing) is dict:
-            email = _one_text(billing.get("email"))
-            if email is not None:
-                return email
+    email = _billing_text(charge, "email")
+    if email is not None:
+        return email
     return _first_text(
         _sub(charge, "billing_details", "email"),
         _sub(charge, "customer", "email"),
